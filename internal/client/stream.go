@@ -1,0 +1,151 @@
+package client
+
+import (
+	"context"
+	"sync"
+
+	"github.com/levelparty/party/internal/wire"
+)
+
+// window is the credit, in batches, a stream grants after each seek; more
+// is granted as half of it is consumed. It bounds what the leader sends
+// ahead of the reader.
+const window = 4
+
+// Stream is a follower iterator on the leader. Seek positions it and
+// starts a new generation; Next returns the entries that follow in the
+// seek's direction. Batches of older generations are dropped on arrival.
+// A Stream is used by one goroutine at a time.
+type Stream struct {
+	c  *Conn
+	id uint32
+
+	mu    sync.Mutex // guards gen and queue, shared with the reader
+	gen   uint32
+	queue []*wire.IterBatch
+	wake  chan struct{}
+
+	// Used by the consuming goroutine only.
+	cur      [][2][]byte // entries of the batch being consumed
+	ended    bool        // the batch being consumed is the generation's last
+	fail     *wire.IterBatch
+	consumed uint32 // batches consumed since credit was last granted
+}
+
+// NewStream opens an iterator over rng on the leader, on snapshot snap
+// (0: a view taken now).
+func (c *Conn) NewStream(snap uint32, rng wire.Range) (*Stream, error) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return nil, ErrConnLost
+	}
+	c.nextIter++
+	s := &Stream{c: c, id: c.nextIter, wake: make(chan struct{}, 1)}
+	c.streams[s.id] = s
+	c.mu.Unlock()
+	if err := c.send(&wire.Request{Type: wire.TIterOpen, ID: s.id, Snap: snap, Range: rng}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Conn returns the connection the stream lives on.
+func (s *Stream) Conn() *Conn { return s.c }
+
+func (s *Stream) deliver(b *wire.IterBatch) {
+	s.mu.Lock()
+	if b.Gen == s.gen {
+		s.queue = append(s.queue, b)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Seek positions the stream and returns its first entry. ok is false at
+// the end of the range. Code and message of a failure reported by the
+// leader come back as a *Failure.
+func (s *Stream) Seek(ctx context.Context, mode wire.SeekMode, key []byte) (k, v []byte, ok bool, err error) {
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	s.queue = nil
+	s.mu.Unlock()
+	s.cur, s.ended, s.fail, s.consumed = nil, false, nil, 0
+	if err := s.c.send(&wire.Request{Type: wire.TIterSeek, ID: s.id, Gen: gen, Mode: mode, Credit: window, Key: key}); err != nil {
+		return nil, nil, false, err
+	}
+	return s.Next(ctx)
+}
+
+// Failure is an iterator failure reported by the leader.
+type Failure struct {
+	Code wire.Code
+	Msg  string
+}
+
+func (f *Failure) Error() string { return f.Msg }
+
+// Next returns the next entry in the direction of the last seek.
+func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
+	for {
+		if len(s.cur) > 0 {
+			e := s.cur[0]
+			s.cur = s.cur[1:]
+			return e[0], e[1], true, nil
+		}
+		if s.fail != nil {
+			return nil, nil, false, &Failure{Code: s.fail.Code, Msg: s.fail.Msg}
+		}
+		if s.ended {
+			return nil, nil, false, nil
+		}
+		s.mu.Lock()
+		var b *wire.IterBatch
+		if len(s.queue) > 0 {
+			b = s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+		}
+		gen := s.gen
+		s.mu.Unlock()
+		if b != nil {
+			if b.Code != wire.OK {
+				s.fail = b
+				continue
+			}
+			s.cur, s.ended = b.Entries, b.EOF
+			if !b.EOF {
+				s.consumed++
+				if s.consumed >= window/2 {
+					if err := s.c.send(&wire.Request{Type: wire.TIterCredit, ID: s.id, Gen: gen, Credit: s.consumed}); err != nil {
+						return nil, nil, false, err
+					}
+					s.consumed = 0
+				}
+			}
+			continue
+		}
+		select {
+		case <-s.wake:
+		case <-s.c.dead:
+			return nil, nil, false, ErrConnLost
+		case <-ctx.Done():
+			return nil, nil, false, ctx.Err()
+		}
+	}
+}
+
+// Close releases the iterator on the leader.
+func (s *Stream) Close() {
+	s.c.mu.Lock()
+	delete(s.c.streams, s.id)
+	dead := s.c.err != nil
+	s.c.mu.Unlock()
+	if !dead {
+		s.c.send(&wire.Request{Type: wire.TIterClose, ID: s.id})
+	}
+}

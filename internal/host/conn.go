@@ -1,0 +1,349 @@
+package host
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/levelparty/party/internal/engine"
+	"github.com/levelparty/party/internal/wire"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+)
+
+// Limits on gathered writes and on iterator batches.
+const (
+	maxGroupBytes   = 4 << 20   // apply gathered writes once they reach this size
+	firstBatchLen   = 16        // entries in an iterator's first batch after a seek
+	maxBatchLen     = 4096      // entries in later batches, reached by doubling
+	maxBatchBytes   = 128 << 10 // bytes of entries in one batch (one entry may exceed it)
+	maxOpenIterator = 1 << 16   // iterators one connection may hold open
+)
+
+// conn is one follower's connection. Apart from stop, its methods run on
+// the connection's own goroutine, except DeleteRange workers, which only
+// send their response.
+type conn struct {
+	h   *Host
+	nc  *net.UnixConn
+	out *wire.Writer
+	log *slog.Logger
+
+	stopping atomic.Bool
+
+	snaps    map[uint32]*leveldb.Snapshot
+	nextSnap uint32
+	iters    map[uint32]*iter
+
+	group     leveldb.Batch // writes gathered from the current burst
+	groupAcks []uint32      // their request ids
+	groupSync bool          // one of them asked for fsync
+
+	bg      sync.WaitGroup // DeleteRange workers
+	req     wire.Request
+	scratch []byte
+}
+
+// iter is a follower's iterator: a cursor that streams batches in the
+// direction of its last seek while the follower has credit.
+type iter struct {
+	cur    *engine.Cursor
+	fail   wire.Code // non-OK when it could not be opened
+	gen    uint32    // generation of the last seek; batches carry it
+	credit uint32    // batches the follower is ready to receive
+	at     bool      // the cursor is at an entry not yet sent
+	done   bool      // the end (or a failure) was sent for this generation
+	limit  int       // entries in the next batch
+}
+
+func newConn(h *Host, nc *net.UnixConn) *conn {
+	return &conn{
+		h:     h,
+		nc:    nc,
+		out:   wire.NewWriter(nc),
+		log:   h.cfg.Logger,
+		snaps: make(map[uint32]*leveldb.Snapshot),
+		iters: make(map[uint32]*iter),
+	}
+}
+
+// stop makes the reader return at its next read; what it has read is
+// still served and answered.
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	c.nc.SetReadDeadline(time.Now())
+}
+
+// refuse answers the handshake with a refusal and closes the connection.
+func (c *conn) refuse(status uint8, msg string) {
+	c.nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := wire.ReadHello(c.nc); err == nil {
+		c.nc.Write(wire.AppendWelcome(nil, c.h.welcome(status, msg)))
+	}
+	c.nc.Close()
+}
+
+func (c *conn) serve() {
+	defer c.h.remove(c)
+	defer c.nc.Close()
+
+	if peer, err := c.h.checkPeer(c.nc); err != nil {
+		c.log.Warn("party: refusing connection", "peer_uid", peer.UID, "peer_pid", peer.PID, "reason", err)
+		c.refuse(wire.WelcomeRefused, err.Error())
+		return
+	} else {
+		c.log = c.log.With("peer_pid", peer.PID)
+	}
+
+	br := newBufReader(c.nc)
+	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	hello, err := wire.ReadHello(br)
+	if err != nil {
+		c.log.Warn("party: closing connection: bad handshake", "reason", err)
+		return
+	}
+	if hello.Version != wire.Version {
+		msg := fmt.Sprintf("leader speaks protocol version %d, follower %d", wire.Version, hello.Version)
+		c.log.Warn("party: closing connection: version mismatch", "reason", msg)
+		c.nc.Write(wire.AppendWelcome(nil, c.h.welcome(wire.WelcomeVersion, msg)))
+		return
+	}
+	if _, err := c.nc.Write(wire.AppendWelcome(nil, c.h.welcome(wire.WelcomeOK, ""))); err != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{})
+	if c.stopping.Load() {
+		return
+	}
+
+	r := wire.NewReader(br, c.h.cfg.MaxFrame)
+	for {
+		t, id, body, err := r.Next(false)
+		if err == nil {
+			err = c.handle(t, id, body)
+		}
+		if err != nil {
+			if !isClosedErr(err) {
+				c.log.Warn("party: closing follower connection", "reason", err)
+			}
+			break
+		}
+		if !r.FrameBuffered() {
+			c.applyGroup()
+			c.out.Flush()
+		}
+	}
+	c.applyGroup()
+	c.bg.Wait()
+	c.out.Flush()
+	for _, it := range c.iters {
+		if it.cur != nil {
+			it.cur.Release()
+		}
+	}
+	for _, s := range c.snaps {
+		s.Release()
+	}
+}
+
+// respond queues a response; it is written when the burst ends.
+func (c *conn) respond(id uint32, code wire.Code, body []byte) {
+	if code == wire.OK && wire.FrameSize(len(body)+1) > c.h.cfg.MaxFrame {
+		code, body = wire.TooLarge, []byte(fmt.Sprintf("value of %d bytes exceeds the frame limit of %d", len(body), c.h.cfg.MaxFrame))
+	}
+	c.out.Queue(func(b []byte) []byte { return wire.AppendResponse(b, id, code, body) })
+}
+
+var errUnexpected = errors.New("message type not sent by followers")
+
+func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
+	req := &c.req
+	if err := wire.DecodeRequest(t, id, body, req); err != nil {
+		return err
+	}
+	db := c.h.cfg.DB
+	switch t {
+	case wire.TGet, wire.THas:
+		var r engine.Reader = db
+		if req.Snap != 0 {
+			s, ok := c.snaps[req.Snap]
+			if !ok {
+				c.respond(id, wire.SnapshotUnknown, nil)
+				return nil
+			}
+			r = s
+		}
+		code, v := engine.Get(r, req)
+		c.respond(id, code, v)
+	case wire.TPut, wire.TDelete, wire.TBatch:
+		engine.AddWrite(&c.group, req)
+		c.groupAcks = append(c.groupAcks, id)
+		c.groupSync = c.groupSync || req.Flags&wire.FlagSync != 0
+		if len(c.group.Dump()) >= maxGroupBytes {
+			c.applyGroup()
+		}
+	case wire.TDeleteRange:
+		c.applyGroup()
+		rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
+		wo := &opt.WriteOptions{Sync: req.Flags&wire.FlagSync != 0}
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			code, msg := engine.Code(engine.DeleteRange(db, rng, wo))
+			c.out.Send(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
+		}()
+	case wire.TSnapshot:
+		s, err := db.GetSnapshot()
+		if err != nil {
+			code, msg := engine.Code(err)
+			c.respond(id, code, msg)
+			return nil
+		}
+		c.nextSnap++
+		c.snaps[c.nextSnap] = s
+		c.respond(id, wire.OK, binary.BigEndian.AppendUint32(nil, c.nextSnap))
+	case wire.TSnapshotRelease:
+		if s, ok := c.snaps[req.Snap]; ok {
+			s.Release()
+			delete(c.snaps, req.Snap)
+		}
+	case wire.TIterOpen:
+		c.openIter(id, req)
+	case wire.TIterSeek:
+		it, ok := c.iters[id]
+		if !ok {
+			c.sendBatchEnd(id, req.Gen, wire.BadRequest, "no such iterator")
+			return nil
+		}
+		it.gen, it.credit, it.done, it.limit = req.Gen, req.Credit, false, firstBatchLen
+		if it.fail != wire.OK {
+			it.done = true
+			c.sendBatchEnd(id, it.gen, it.fail, "")
+			return nil
+		}
+		it.at = it.cur.Seek(req.Mode, req.Key)
+		c.pump(id, it)
+	case wire.TIterCredit:
+		if it, ok := c.iters[id]; ok && it.gen == req.Gen {
+			it.credit += req.Credit
+			c.pump(id, it)
+		}
+	case wire.TIterClose:
+		if it, ok := c.iters[id]; ok {
+			if it.cur != nil {
+				it.cur.Release()
+			}
+			delete(c.iters, id)
+		}
+	case wire.TStatus:
+		c.respond(id, wire.OK, wire.AppendStatus(nil, c.h.status()))
+	default:
+		return fmt.Errorf("%w: %v", errUnexpected, t)
+	}
+	return nil
+}
+
+// applyGroup writes the gathered writes as one batch and queues their
+// acknowledgements.
+func (c *conn) applyGroup() {
+	if len(c.groupAcks) == 0 {
+		return
+	}
+	err := c.h.cfg.DB.Write(&c.group, &opt.WriteOptions{Sync: c.groupSync})
+	code, msg := engine.Code(err)
+	for _, id := range c.groupAcks {
+		c.respond(id, code, msg)
+	}
+	c.group.Reset()
+	c.groupAcks = c.groupAcks[:0]
+	c.groupSync = false
+}
+
+func (c *conn) openIter(id uint32, req *wire.Request) {
+	if old, ok := c.iters[id]; ok && old.cur != nil {
+		old.cur.Release()
+	}
+	if len(c.iters) >= maxOpenIterator {
+		c.iters[id] = &iter{fail: wire.BadRequest}
+		return
+	}
+	var r engine.Reader = c.h.cfg.DB
+	if req.Snap != 0 {
+		s, ok := c.snaps[req.Snap]
+		if !ok {
+			c.iters[id] = &iter{fail: wire.SnapshotUnknown}
+			return
+		}
+		r = s
+	}
+	rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
+	c.iters[id] = &iter{cur: engine.NewCursor(r, rng)}
+}
+
+// pump sends batches while the follower has credit and entries remain.
+func (c *conn) pump(id uint32, it *iter) {
+	max := c.h.cfg.MaxFrame
+	for it.credit > 0 && !it.done {
+		b, start := wire.AppendIterBatchHeader(c.scratch[:0], id, it.gen, wire.OK, false, "")
+		n, size := 0, 0
+		for it.at && n < it.limit && size < maxBatchBytes {
+			k, v := it.cur.Key(), it.cur.Value()
+			es := wire.EntrySize(k, v)
+			if wire.IterBatchHeaderSize+es > max {
+				c.scratch = b[:0]
+				c.sendBatchEnd(id, it.gen, wire.TooLarge, fmt.Sprintf("entry of %d bytes exceeds the frame limit of %d", es, max))
+				it.done = true
+				return
+			}
+			if n > 0 && len(b)-start+es > max {
+				break
+			}
+			b = wire.AppendEntry(b, k, v)
+			n++
+			size += es
+			it.at = it.cur.Step()
+		}
+		if !it.at {
+			if err := it.cur.Error(); err != nil {
+				c.scratch = b[:0]
+				code, msg := engine.Code(err)
+				c.sendBatchEnd(id, it.gen, code, string(msg))
+				it.done = true
+				return
+			}
+			it.done = true
+			b[start+wire.HeaderSize+4+1] = 1 // eof
+		}
+		wire.FinishFrame(b, start)
+		c.out.Queue(func(dst []byte) []byte { return append(dst, b...) })
+		c.scratch = b[:0]
+		if cap(b) > 1<<20 {
+			c.scratch = nil // an outsized entry passed; do not keep its buffer
+		}
+		it.credit--
+		if it.limit < maxBatchLen {
+			it.limit *= 2
+		}
+	}
+}
+
+// sendBatchEnd queues a batch without entries that ends a generation.
+func (c *conn) sendBatchEnd(id, gen uint32, code wire.Code, msg string) {
+	c.out.Queue(func(b []byte) []byte {
+		b, start := wire.AppendIterBatchHeader(b, id, gen, code, true, msg)
+		wire.FinishFrame(b, start)
+		return b
+	})
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
+}

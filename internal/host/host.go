@@ -1,0 +1,173 @@
+// Package host is the leader's server: it accepts followers on the
+// database's unix socket and runs their requests on the engine.
+//
+// Each connection has one goroutine that reads frames and serves them in
+// order. Reads are answered at once; writes are gathered while more frames
+// are already buffered and applied as one goleveldb batch before the reader
+// would block, then acknowledged together. Responses are queued and written
+// in one write per burst. DeleteRange, which may take long, runs on its own
+// goroutine. Iterators stream batches only while the follower has credit.
+package host
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/levelparty/party/internal/sock"
+	"github.com/levelparty/party/internal/wire"
+	"github.com/syndtr/goleveldb/leveldb"
+)
+
+// Config is what a host needs.
+type Config struct {
+	DB        *leveldb.DB
+	Dir       string
+	MaxFrame  int // 0: wire.DefaultMaxFrame
+	AllowRoot bool
+	Logger    *slog.Logger
+	LeaderID  [16]byte
+	Since     time.Time
+}
+
+// handshakeTimeout bounds how long a new connection may take to say hello.
+const handshakeTimeout = 5 * time.Second
+
+// Host serves followers until Close.
+type Host struct {
+	cfg Config
+	ln  *net.UnixListener
+	uid int
+
+	mu      sync.Mutex // guards conns and closing
+	conns   map[*conn]struct{}
+	closing bool
+
+	wg sync.WaitGroup // the accept loop and every connection
+}
+
+// Serve starts serving followers that connect to ln.
+func Serve(ln *net.UnixListener, cfg Config) *Host {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	h := &Host{cfg: cfg, ln: ln, uid: os.Getuid(), conns: make(map[*conn]struct{})}
+	h.wg.Add(1)
+	go h.accept()
+	return h
+}
+
+// Followers returns the number of connected followers.
+func (h *Host) Followers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// Close stops accepting, lets every connection finish the requests it has
+// read, answer them and close, and returns when all are done. The engine
+// can be closed afterwards.
+func (h *Host) Close() {
+	h.mu.Lock()
+	h.closing = true
+	for c := range h.conns {
+		c.stop()
+	}
+	h.mu.Unlock()
+	h.ln.Close()
+	h.wg.Wait()
+}
+
+func (h *Host) accept() {
+	defer h.wg.Done()
+	for {
+		nc, err := h.ln.AcceptUnix()
+		if err != nil {
+			h.mu.Lock()
+			closing := h.closing
+			h.mu.Unlock()
+			if !closing && !errors.Is(err, net.ErrClosed) {
+				h.cfg.Logger.Error("party: accept failed; no longer serving followers", "err", err)
+			}
+			return
+		}
+		c := newConn(h, nc)
+		h.mu.Lock()
+		if h.closing {
+			h.mu.Unlock()
+			c.refuse(wire.WelcomeClosing, "leader is closing")
+			continue
+		}
+		h.conns[c] = struct{}{}
+		h.wg.Add(1)
+		h.mu.Unlock()
+		go c.serve()
+	}
+}
+
+func (h *Host) remove(c *conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// status describes the leader for a TStatus request.
+func (h *Host) status() wire.Status {
+	return wire.Status{
+		PID:       uint32(os.Getpid()),
+		LeaderID:  h.cfg.LeaderID,
+		Since:     h.cfg.Since,
+		Followers: uint32(h.Followers()),
+		DiskSize:  dirSize(h.cfg.Dir),
+	}
+}
+
+func (h *Host) welcome(status uint8, msg string) wire.Welcome {
+	return wire.Welcome{
+		Version:  wire.Version,
+		Status:   status,
+		PID:      uint32(os.Getpid()),
+		LeaderID: h.cfg.LeaderID,
+		Since:    h.cfg.Since,
+		Msg:      msg,
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// checkPeer refuses processes of other users, and root unless allowed.
+func (h *Host) checkPeer(nc *net.UnixConn) (sock.Peer, error) {
+	p, err := sock.PeerOf(nc)
+	if err != nil {
+		return p, err
+	}
+	if p.UID == h.uid || (p.UID == 0 && h.cfg.AllowRoot) {
+		return p, nil
+	}
+	return p, errPeerRefused
+}
+
+var errPeerRefused = errors.New("peer belongs to another user")
+
+// isClosedErr reports errors that only mean the connection ended.
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func newBufReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 64<<10) }

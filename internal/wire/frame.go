@@ -1,0 +1,162 @@
+// Package wire is party's protocol between a follower and its leader: the
+// handshake, the frame header, and the encoding of every message. spec.md
+// beside this file describes the same format in prose; keep them in step.
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Version is the protocol version this package speaks. Peers with another
+// version refuse each other in the handshake.
+const Version = 1
+
+// HeaderSize is the size of a frame header: a big-endian uint32 length of
+// everything after it, a one-byte type and a big-endian uint32 id.
+const HeaderSize = 9
+
+// DefaultMaxFrame is the largest frame accepted unless configured otherwise.
+const DefaultMaxFrame = 64 << 20
+
+// minFrameLen is the smallest valid value of the length field: type and id.
+const minFrameLen = HeaderSize - 4
+
+// Type is a frame's message type.
+type Type uint8
+
+// Message types. Requests flow from follower to leader, TResponse and
+// TIterBatch from leader to follower. The id field of a request frame is a
+// request id chosen by the follower, echoed by its TResponse; for iterator
+// frames it is the iterator id chosen by the follower.
+const (
+	_                Type = iota
+	TGet                  // snap u32, key
+	THas                  // snap u32, key
+	TPut                  // flags u8, key, value
+	TDelete               // flags u8, key
+	TBatch                // flags u8, records
+	TDeleteRange          // flags u8, range
+	TSnapshot             // empty; answered with snapshot id u32
+	TSnapshotRelease      // snap u32; not answered
+	TIterOpen             // snap u32, range; not answered
+	TIterSeek             // gen u32, mode u8, credit u32, key
+	TIterCredit           // gen u32, credit u32; not answered
+	TIterClose            // empty; not answered
+	TStatus               // empty; answered with a Status
+	TResponse             // code u8, body
+	TIterBatch            // gen u32, code u8, eof u8, message, entries
+
+	typeEnd // first unknown type
+)
+
+var typeNames = [...]string{"invalid", "get", "has", "put", "delete", "batch", "delete-range",
+	"snapshot", "snapshot-release", "iter-open", "iter-seek", "iter-credit", "iter-close",
+	"status", "response", "iter-batch"}
+
+func (t Type) String() string {
+	if t < typeEnd {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Known reports whether t is a message type of this protocol version.
+func (t Type) Known() bool { return t > 0 && t < typeEnd }
+
+// Frame errors. A connection that produces one of them is closed.
+var (
+	ErrFrameTooLarge = errors.New("frame exceeds the size limit")
+	ErrFrameTooSmall = errors.New("frame shorter than its header")
+	ErrUnknownType   = errors.New("unknown message type")
+	ErrMalformed     = errors.New("malformed message")
+)
+
+// AppendHeader appends a frame header with a zero length to dst. Append the
+// body, then call FinishFrame with the header's offset.
+func AppendHeader(dst []byte, t Type, id uint32) []byte {
+	return append(dst, 0, 0, 0, 0, byte(t), byte(id>>24), byte(id>>16), byte(id>>8), byte(id))
+}
+
+// FinishFrame fills in the length of the frame that starts at dst[start:].
+func FinishFrame(dst []byte, start int) {
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+}
+
+// FrameSize returns the size on the wire of a frame whose body has n bytes.
+func FrameSize(n int) int { return HeaderSize + n }
+
+// Reader reads frames from a buffered connection.
+type Reader struct {
+	br  *bufio.Reader
+	max int
+	buf []byte // reused body buffer when frames are borrowed
+}
+
+// NewReader returns a Reader that rejects frames larger than max bytes
+// (header included); max <= 0 means DefaultMaxFrame.
+func NewReader(br *bufio.Reader, max int) *Reader {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	return &Reader{br: br, max: max}
+}
+
+// Next reads one frame. When own is true the body is freshly allocated and
+// belongs to the caller; otherwise it is valid only until the next call.
+// It returns io.EOF only on a clean end between frames.
+func (r *Reader) Next(own bool) (t Type, id uint32, body []byte, err error) {
+	hdr, err := r.br.Peek(HeaderSize)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr))
+	if n < minFrameLen {
+		return 0, 0, nil, ErrFrameTooSmall
+	}
+	if n+4 > r.max {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n+4, r.max)
+	}
+	t = Type(hdr[4])
+	id = binary.BigEndian.Uint32(hdr[5:])
+	if !t.Known() {
+		return t, id, nil, fmt.Errorf("%w %d", ErrUnknownType, uint8(t))
+	}
+	r.br.Discard(HeaderSize)
+	size := n - minFrameLen
+	if own {
+		body = make([]byte, size)
+	} else {
+		if cap(r.buf) < size {
+			r.buf = make([]byte, size)
+		}
+		body = r.buf[:size]
+	}
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, nil, err
+	}
+	if !own && cap(r.buf) > 1<<20 {
+		r.buf = nil // do not keep a huge buffer for the connection's life
+	}
+	return t, id, body, nil
+}
+
+// FrameBuffered reports whether a whole frame is already buffered, so that
+// the next call to Next will not block on the connection.
+func (r *Reader) FrameBuffered() bool {
+	n := r.br.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, _ := r.br.Peek(4)
+	return n >= int(binary.BigEndian.Uint32(hdr))+4
+}

@@ -1,0 +1,389 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Flags of write requests.
+const (
+	FlagSync uint8 = 1 << iota // fsync before acknowledging
+)
+
+// SeekMode says where a TIterSeek positions an iterator; the iterator then
+// streams in the mode's direction.
+type SeekMode uint8
+
+// Seek modes. Forward modes stream ascending keys, backward ones descending.
+const (
+	SeekFirst  SeekMode = iota // first key of the range, forward
+	SeekLast                   // last key of the range, backward
+	SeekGE                     // first key >= key, forward
+	SeekAfter                  // first key > key, forward
+	SeekBefore                 // last key < key, backward
+	seekEnd
+)
+
+// Backward reports whether the mode streams descending keys.
+func (m SeekMode) Backward() bool { return m == SeekLast || m == SeekBefore }
+
+// Code is the outcome carried by a TResponse or TIterBatch.
+type Code uint8
+
+// Response codes.
+const (
+	OK              Code = iota
+	NotFound             // key absent
+	Closing              // the leader is shutting down; send again to the next one
+	SnapshotUnknown      // no such snapshot on this connection
+	TooLarge             // the answer would exceed the frame limit
+	BadRequest           // the request was understood but not acceptable
+	EngineError          // the storage engine failed; the body is its message
+	codeEnd
+)
+
+// Range is a key range: Start inclusive, Limit exclusive, nil unbounded.
+type Range struct {
+	Start, Limit []byte
+}
+
+// Request is any follower-to-leader message, decoded. Which fields are
+// meaningful depends on Type, as listed with the type constants.
+type Request struct {
+	Type    Type
+	ID      uint32 // request id, or iterator id for iterator messages
+	Flags   uint8
+	Snap    uint32
+	Key     []byte
+	Value   []byte
+	Records []byte // TBatch: records as validated by ForEachRecord
+	Range   Range
+	Gen     uint32
+	Mode    SeekMode
+	Credit  uint32
+}
+
+// AppendRequest appends r as a whole frame to dst.
+func AppendRequest(dst []byte, r *Request) []byte {
+	start := len(dst)
+	dst = AppendHeader(dst, r.Type, r.ID)
+	switch r.Type {
+	case TGet, THas:
+		dst = binary.BigEndian.AppendUint32(dst, r.Snap)
+		dst = appendBytes(dst, r.Key)
+	case TPut:
+		dst = append(dst, r.Flags)
+		dst = appendBytes(dst, r.Key)
+		dst = appendBytes(dst, r.Value)
+	case TDelete:
+		dst = append(dst, r.Flags)
+		dst = appendBytes(dst, r.Key)
+	case TBatch:
+		dst = append(dst, r.Flags)
+		dst = append(dst, r.Records...)
+	case TDeleteRange:
+		dst = append(dst, r.Flags)
+		dst = appendRange(dst, r.Range)
+	case TSnapshotRelease:
+		dst = binary.BigEndian.AppendUint32(dst, r.Snap)
+	case TIterOpen:
+		dst = binary.BigEndian.AppendUint32(dst, r.Snap)
+		dst = appendRange(dst, r.Range)
+	case TIterSeek:
+		dst = binary.BigEndian.AppendUint32(dst, r.Gen)
+		dst = append(dst, byte(r.Mode))
+		dst = binary.BigEndian.AppendUint32(dst, r.Credit)
+		dst = appendBytes(dst, r.Key)
+	case TIterCredit:
+		dst = binary.BigEndian.AppendUint32(dst, r.Gen)
+		dst = binary.BigEndian.AppendUint32(dst, r.Credit)
+	}
+	FinishFrame(dst, start)
+	return dst
+}
+
+// RequestSize returns an upper bound of the frame size of a put, delete or
+// batch request, so that callers can refuse what the leader would reject.
+func RequestSize(key, value, records []byte) int {
+	return HeaderSize + 1 + 2*binary.MaxVarintLen64 + len(key) + len(value) + len(records)
+}
+
+// DecodeRequest decodes the body of a request frame into r. Slices in r
+// alias body.
+func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
+	*r = Request{Type: t, ID: id}
+	d := decoder{b: body}
+	switch t {
+	case TGet, THas:
+		r.Snap = d.u32()
+		r.Key = d.bytes()
+	case TPut:
+		r.Flags = d.u8()
+		r.Key = d.bytes()
+		r.Value = d.bytes()
+	case TDelete:
+		r.Flags = d.u8()
+		r.Key = d.bytes()
+	case TBatch:
+		r.Flags = d.u8()
+		r.Records = d.rest()
+		if d.err == nil {
+			d.err = ForEachRecord(r.Records, func(bool, []byte, []byte) {})
+		}
+	case TDeleteRange:
+		r.Flags = d.u8()
+		r.Range = d.rng()
+	case TSnapshot, TIterClose, TStatus:
+	case TSnapshotRelease:
+		r.Snap = d.u32()
+	case TIterOpen:
+		r.Snap = d.u32()
+		r.Range = d.rng()
+	case TIterSeek:
+		r.Gen = d.u32()
+		r.Mode = SeekMode(d.u8())
+		r.Credit = d.u32()
+		r.Key = d.bytes()
+		if d.err == nil && r.Mode >= seekEnd {
+			d.fail("seek mode %d", r.Mode)
+		}
+	case TIterCredit:
+		r.Gen = d.u32()
+		r.Credit = d.u32()
+	default:
+		return fmt.Errorf("%w: %v is not a request", ErrUnknownType, t)
+	}
+	return d.done(t)
+}
+
+// AppendResponse appends a TResponse frame to dst.
+func AppendResponse(dst []byte, id uint32, c Code, body []byte) []byte {
+	start := len(dst)
+	dst = AppendHeader(dst, TResponse, id)
+	dst = append(dst, byte(c))
+	dst = append(dst, body...)
+	FinishFrame(dst, start)
+	return dst
+}
+
+// DecodeResponse splits a TResponse body into its code and payload.
+func DecodeResponse(body []byte) (Code, []byte, error) {
+	if len(body) < 1 || Code(body[0]) >= codeEnd {
+		return 0, nil, fmt.Errorf("%w: response code", ErrMalformed)
+	}
+	return Code(body[0]), body[1:], nil
+}
+
+// IterBatchHeaderSize bounds the bytes of a TIterBatch frame before its
+// entries.
+const IterBatchHeaderSize = HeaderSize + 4 + 1 + 1 + binary.MaxVarintLen64
+
+// AppendIterBatchHeader starts a TIterBatch frame. Append entries with
+// AppendEntry, then call FinishFrame with the returned start.
+func AppendIterBatchHeader(dst []byte, iter, gen uint32, c Code, eof bool, msg string) ([]byte, int) {
+	start := len(dst)
+	dst = AppendHeader(dst, TIterBatch, iter)
+	dst = binary.BigEndian.AppendUint32(dst, gen)
+	dst = append(dst, byte(c))
+	var e byte
+	if eof {
+		e = 1
+	}
+	dst = append(dst, e)
+	dst = appendBytes(dst, []byte(msg))
+	return dst, start
+}
+
+// AppendEntry appends one key/value entry of a TIterBatch.
+func AppendEntry(dst, key, value []byte) []byte {
+	return appendBytes(appendBytes(dst, key), value)
+}
+
+// EntrySize is the encoded size of an entry.
+func EntrySize(key, value []byte) int {
+	return uvarintLen(len(key)) + len(key) + uvarintLen(len(value)) + len(value)
+}
+
+// IterBatch is a decoded TIterBatch: a run of entries for one generation of
+// an iterator, possibly its end or its failure.
+type IterBatch struct {
+	Gen     uint32
+	Code    Code
+	EOF     bool
+	Msg     string
+	Entries [][2][]byte // key, value; alias the frame body
+}
+
+// DecodeIterBatch decodes a TIterBatch body, validating every entry.
+func DecodeIterBatch(body []byte, b *IterBatch) error {
+	d := decoder{b: body}
+	b.Gen = d.u32()
+	b.Code = Code(d.u8())
+	b.EOF = d.u8() != 0
+	b.Msg = string(d.bytes())
+	b.Entries = b.Entries[:0]
+	for d.err == nil && len(d.b) > 0 {
+		k := d.bytes()
+		v := d.bytes()
+		b.Entries = append(b.Entries, [2][]byte{k, v})
+	}
+	if d.err == nil && b.Code >= codeEnd {
+		d.fail("code %d", b.Code)
+	}
+	return d.done(TIterBatch)
+}
+
+// Record kinds in a batch.
+const (
+	recDelete = 0
+	recPut    = 1
+)
+
+// AppendPutRecord appends a put record to a batch's records.
+func AppendPutRecord(dst, key, value []byte) []byte {
+	return appendBytes(appendBytes(append(dst, recPut), key), value)
+}
+
+// AppendDeleteRecord appends a delete record to a batch's records.
+func AppendDeleteRecord(dst, key []byte) []byte {
+	return appendBytes(append(dst, recDelete), key)
+}
+
+// ForEachRecord validates records and calls fn for each, in order. Nothing is
+// called if the records are malformed.
+func ForEachRecord(records []byte, fn func(put bool, key, value []byte)) error {
+	for pass := 0; pass < 2; pass++ {
+		d := decoder{b: records}
+		for d.err == nil && len(d.b) > 0 {
+			kind := d.u8()
+			k := d.bytes()
+			var v []byte
+			switch kind {
+			case recPut:
+				v = d.bytes()
+			case recDelete:
+			default:
+				d.fail("batch record kind %d", kind)
+			}
+			if pass == 1 && d.err == nil {
+				fn(kind == recPut, k, v)
+			}
+		}
+		if d.err != nil {
+			return d.err
+		}
+	}
+	return nil
+}
+
+func appendBytes(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// Range encoding: a presence byte (bit 0 start, bit 1 limit), then each bound
+// that is present. Presence matters: a nil limit is unbounded, an empty one
+// is not.
+func appendRange(dst []byte, r Range) []byte {
+	var p byte
+	if r.Start != nil {
+		p |= 1
+	}
+	if r.Limit != nil {
+		p |= 2
+	}
+	dst = append(dst, p)
+	if r.Start != nil {
+		dst = appendBytes(dst, r.Start)
+	}
+	if r.Limit != nil {
+		dst = appendBytes(dst, r.Limit)
+	}
+	return dst
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for n >= 0x80 {
+		n >>= 7
+		l++
+	}
+	return l
+}
+
+// decoder reads fields from a body, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+	d.b = nil
+}
+
+func (d *decoder) u8() uint8 {
+	if len(d.b) < 1 {
+		d.fail("short body")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) u32() uint32 {
+	if len(d.b) < 4 {
+		d.fail("short body")
+		return 0
+	}
+	v := binary.BigEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
+}
+
+// bytes reads a length-prefixed byte string; the empty string decodes to a
+// non-nil empty slice so that it stays distinct from an absent one.
+func (d *decoder) bytes() []byte {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)-k) {
+		d.fail("bad length")
+		return nil
+	}
+	v := d.b[k : k+int(n) : k+int(n)]
+	d.b = d.b[k+int(n):]
+	return v
+}
+
+func (d *decoder) rest() []byte {
+	v := d.b
+	d.b = nil
+	return v
+}
+
+func (d *decoder) rng() Range {
+	p := d.u8()
+	var r Range
+	if p&^3 != 0 {
+		d.fail("range flags %#x", p)
+	}
+	if p&1 != 0 {
+		r.Start = d.bytes()
+	}
+	if p&2 != 0 {
+		r.Limit = d.bytes()
+	}
+	return r
+}
+
+func (d *decoder) done(t Type) error {
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("%v: %w", t, d.err)
+	}
+	return nil
+}
