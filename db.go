@@ -33,9 +33,15 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
+	// followOnly keeps the handle from ever leading; tests use it to keep
+	// an iterator on a follower across leader changes.
+	followOnly bool
+
 	// local is set once this handle has become leader and its queued calls
 	// have run: operations then go straight to the engine.
 	local atomic.Pointer[leader]
+	// isLeader is set as soon as this handle leads, before queued calls run.
+	isLeader atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
 	role    role
@@ -61,6 +67,10 @@ type DB struct {
 // leader or follower, or fails after Options.OpenTimeout. It never fails
 // because another process has the database open.
 func Open(dir string, o *Options) (*DB, error) {
+	return open(dir, o, false)
+}
+
+func open(dir string, o *Options, followOnly bool) (*DB, error) {
 	if dir == "" {
 		return nil, errors.New("party: open: empty directory path")
 	}
@@ -72,14 +82,15 @@ func Open(dir string, o *Options) (*DB, error) {
 		return nil, fmt.Errorf("party: open: %w", err)
 	}
 	db := &DB{
-		dir:     abs,
-		changed: make(chan struct{}),
-		iters:   make(map[*Iterator]struct{}),
-		snaps:   make(map[*Snapshot]struct{}),
-		elected: make(chan struct{}),
-		ready:   make(chan error, 1),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		dir:        abs,
+		followOnly: followOnly,
+		changed:    make(chan struct{}),
+		iters:      make(map[*Iterator]struct{}),
+		snaps:      make(map[*Snapshot]struct{}),
+		elected:    make(chan struct{}),
+		ready:      make(chan error, 1),
+		closing:    make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	if o != nil {
 		db.opts = *o
@@ -115,7 +126,7 @@ func Open(dir string, o *Options) (*DB, error) {
 func (db *DB) Dir() string { return db.dir }
 
 // IsLeader reports whether this handle is the leader, serving the others.
-func (db *DB) IsLeader() bool { return db.local.Load() != nil }
+func (db *DB) IsLeader() bool { return db.isLeader.Load() }
 
 // Elected returns a channel that is closed when this handle becomes the
 // leader. A handle stays leader until it is closed.
@@ -374,6 +385,7 @@ func (db *DB) Close() error {
 	l := db.lead
 	db.mu.Unlock()
 	db.local.Store(nil)
+	db.isLeader.Store(false)
 	if l != nil {
 		return l.close()
 	}

@@ -62,7 +62,11 @@ func (db *DB) run() {
 			warned = time.Now()
 			continue
 		}
-		led, err := db.tryLead()
+		var led bool
+		var err error
+		if !db.followOnly {
+			led, err = db.tryLead()
+		}
 		if led {
 			return
 		}
@@ -255,6 +259,8 @@ func (db *DB) tryLead() (bool, error) {
 	db.mu.Lock()
 	db.lead = l
 	db.setRole(roleFlushing)
+	db.isLeader.Store(true)
+	close(db.elected)
 	for len(db.queue) > 0 {
 		q := db.queue
 		db.queue = nil
@@ -269,7 +275,6 @@ func (db *DB) tryLead() (bool, error) {
 	}
 	db.setRole(roleLeader)
 	db.local.Store(l)
-	close(db.elected)
 	db.join()
 	db.mu.Unlock()
 	return true, nil
@@ -281,7 +286,7 @@ var errRunLocally = errors.New("run locally")
 
 // run executes a call on the engine.
 func (l *leader) run(call *client.Call) {
-	if call.Req.Type == wire.TSnapshot {
+	if call.Req.Type == wire.TSnapshot || call.Req.Type == wire.TStatus {
 		call.Fail(errRunLocally)
 		return
 	}

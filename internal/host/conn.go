@@ -241,7 +241,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			delete(c.iters, id)
 		}
 	case wire.TStatus:
-		c.respond(id, wire.OK, wire.AppendStatus(nil, c.h.status()))
+		c.respond(id, wire.OK, wire.AppendStatus(nil, c.h.Status()))
 	default:
 		return fmt.Errorf("%w: %v", errUnexpected, t)
 	}

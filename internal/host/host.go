@@ -118,8 +118,8 @@ func (h *Host) remove(c *conn) {
 	h.wg.Done()
 }
 
-// status describes the leader for a TStatus request.
-func (h *Host) status() wire.Status {
+// Status describes the leader, as a TStatus request asks.
+func (h *Host) Status() wire.Status {
 	return wire.Status{
 		PID:       uint32(os.Getpid()),
 		LeaderID:  h.cfg.LeaderID,
