@@ -1,0 +1,93 @@
+package party_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/levelparty/party"
+)
+
+// Two handles on one directory: the first leads, the second follows and
+// reads what the first wrote. Two processes work the same way.
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "party-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	first, err := party.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	second, err := party.Open(dir, nil) // no lock error: it joins as a follower
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer second.Close()
+
+	if err := first.Put(ctx, []byte("greeting"), []byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	v, err := second.Get(ctx, []byte("greeting"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s (first leads: %v, second leads: %v)\n", v, first.IsLeader(), second.IsLeader())
+
+	first.Close() // the follower takes over
+	if err := second.Put(ctx, []byte("greeting"), []byte("still here")); err != nil {
+		log.Fatal(err)
+	}
+	v, _ = second.Get(ctx, []byte("greeting"))
+	fmt.Printf("%s (second leads: %v)\n", v, second.IsLeader())
+	// Output:
+	// hello (first leads: true, second leads: false)
+	// still here (second leads: true)
+}
+
+// Iterating over a prefix, forward and backward.
+func ExampleDB_NewIterator() {
+	dir, err := os.MkdirTemp("", "party-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	db, err := party.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	var b party.Batch
+	b.Put([]byte("fruit:apple"), []byte("red"))
+	b.Put([]byte("fruit:banana"), []byte("yellow"))
+	b.Put([]byte("fruit:cherry"), []byte("dark red"))
+	b.Put([]byte("veg:leek"), []byte("green"))
+	if err := db.Write(ctx, &b); err != nil {
+		log.Fatal(err)
+	}
+
+	it := db.NewIterator(ctx, party.BytesPrefix([]byte("fruit:")))
+	defer it.Release()
+	for it.Next() {
+		fmt.Printf("%s=%s\n", it.Key(), it.Value())
+	}
+	for ok := it.Last(); ok; ok = it.Prev() {
+		fmt.Printf("%s ", it.Key())
+	}
+	fmt.Println()
+	if err := it.Error(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// fruit:apple=red
+	// fruit:banana=yellow
+	// fruit:cherry=dark red
+	// fruit:cherry fruit:banana fruit:apple
+}
