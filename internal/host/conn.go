@@ -18,11 +18,12 @@ import (
 
 // Limits on gathered writes and on iterator batches.
 const (
-	maxGroupBytes   = 4 << 20   // apply gathered writes once they reach this size
-	firstBatchLen   = 16        // entries in an iterator's first batch after a seek
-	maxBatchLen     = 4096      // entries in later batches, reached by doubling
-	maxBatchBytes   = 128 << 10 // bytes of entries in one batch (one entry may exceed it)
-	maxOpenIterator = 1 << 16   // iterators one connection may hold open
+	maxGroupBytes   = 4 << 20         // apply gathered writes once they reach this size
+	firstBatchLen   = 16              // entries in an iterator's first batch after a seek
+	maxBatchLen     = 4096            // entries in later batches, reached by doubling
+	maxBatchBytes   = 128 << 10       // bytes of entries in one batch (one entry may exceed it)
+	maxOpenIterator = 1 << 16         // iterators one connection may hold open
+	closeGrace      = 5 * time.Second // how long Close waits on a follower that does not read
 )
 
 // conn is one follower's connection. Apart from stop, its methods run on
@@ -77,6 +78,8 @@ func newConn(h *Host, nc *net.UnixConn) *conn {
 func (c *conn) stop() {
 	c.stopping.Store(true)
 	c.nc.SetReadDeadline(time.Now())
+	// A follower that stopped reading must not hold up the leader's Close.
+	c.nc.SetWriteDeadline(time.Now().Add(closeGrace))
 }
 
 // refuse answers the handshake with a refusal and closes the connection.
@@ -102,6 +105,9 @@ func (c *conn) serve() {
 
 	br := newBufReader(c.nc)
 	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	if c.stopping.Load() {
+		return // stop may have set its deadline before ours
+	}
 	hello, err := wire.ReadHello(br)
 	if err != nil {
 		c.log.Warn("party: closing connection: bad handshake", "reason", err)
