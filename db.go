@@ -323,8 +323,11 @@ func (db *DB) backend(ctx context.Context) (*leader, *client.Conn, error) {
 			return l, nil, nil
 		case roleFollower:
 			c := db.conn
-			db.mu.Unlock()
-			return nil, c, nil
+			if c.Err() == nil {
+				db.mu.Unlock()
+				return nil, c, nil
+			}
+			// Dead, and the election goroutine is about to notice: wait.
 		}
 		ch := db.changed
 		db.mu.Unlock()

@@ -196,6 +196,8 @@ func (db *DB) lost(c *client.Conn) {
 			call.Fail(ErrClosed)
 		case call.Req.Snap != 0:
 			call.Fail(ErrSnapshotLost)
+		case call.Bound:
+			call.Fail(client.ErrConnLost)
 		case db.opts.NoRetry:
 			call.Fail(ErrLeaderLost)
 		default:

@@ -106,7 +106,7 @@ func (it *Iterator) open() error {
 		it.src = &localSource{cur: engine.NewCursor(l.engine, it.rng)}
 		return nil
 	}
-	st, err := c.NewStream(0, it.rng)
+	st, err := c.NewStream(it.ctx, 0, it.rng)
 	if err != nil {
 		return err
 	}
@@ -189,8 +189,17 @@ func (it *Iterator) move(step bool, mode wire.SeekMode, key []byte) bool {
 	}
 	for {
 		if it.src == nil {
-			if err := it.open(); err != nil {
+			if err := it.open(); err != nil && !isConnLost(err) {
 				return it.fail(err)
+			} else if err != nil {
+				// Lost the leader before the view was taken: same as below.
+				if it.snap != nil {
+					return it.fail(ErrSnapshotLost)
+				}
+				if it.db.opts.NoRetry {
+					return it.fail(ErrLeaderLost)
+				}
+				continue
 			}
 		}
 		var k, v []byte

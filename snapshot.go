@@ -142,9 +142,12 @@ func (s *Snapshot) openSource(it *Iterator) error {
 		it.src = &localSource{cur: engine.NewCursor(s.local, it.rng)}
 		return nil
 	}
-	st, err := s.conn.NewStream(s.id, it.rng)
-	if err != nil {
+	st, err := s.conn.NewStream(it.ctx, s.id, it.rng)
+	if isConnLost(err) {
 		return ErrSnapshotLost
+	}
+	if err != nil {
+		return err
 	}
 	it.src = &remoteSource{st: st}
 	return nil

@@ -8,6 +8,7 @@
 package client
 
 import (
+	"context"
 	"sync/atomic"
 
 	"github.com/levelparty/party/internal/wire"
@@ -18,6 +19,10 @@ import (
 type Call struct {
 	Req wire.Request
 	Seq uint64 // issue order; retries are sent again in this order
+	// Bound calls belong to their connection (they name state that lives
+	// there, such as an iterator or a snapshot): when it dies they fail
+	// instead of being sent to the next leader.
+	Bound bool
 
 	state atomic.Int32 // 0 live, 1 finished
 	done  chan struct{}
@@ -60,6 +65,24 @@ func (c *Call) Fail(err error) bool {
 	c.Err = err
 	close(c.done)
 	return true
+}
+
+// Wait waits for the call to finish, or for ctx to end, in which case the
+// call is abandoned and dropped from conn (if not nil). It returns the
+// call's transport error or ctx's error.
+func (c *Call) Wait(ctx context.Context, conn *Conn) error {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.Abandon() {
+			if conn != nil {
+				conn.Forget(c)
+			}
+			return ctx.Err()
+		}
+		<-c.done
+	}
+	return c.Err
 }
 
 // Abandon finishes the call without an outcome, for a caller that stopped

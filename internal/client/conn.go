@@ -108,6 +108,16 @@ func (c *Conn) Welcome() wire.Welcome { return c.welcome }
 // Dead is closed when the connection has ended.
 func (c *Conn) Dead() <-chan struct{} { return c.dead }
 
+// isDead reports whether the connection has ended, without locking.
+func (c *Conn) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
+}
+
 // Err returns why the connection ended, or nil while it lives.
 func (c *Conn) Err() error {
 	c.mu.Lock()

@@ -33,8 +33,9 @@ type Stream struct {
 }
 
 // NewStream opens an iterator over rng on the leader, on snapshot snap
-// (0: a view taken now).
-func (c *Conn) NewStream(snap uint32, rng wire.Range) (*Stream, error) {
+// (0: a view of the data taken now), and returns once the leader has
+// taken the view. A failure reported by the leader is a *Failure.
+func (c *Conn) NewStream(ctx context.Context, snap uint32, rng wire.Range) (*Stream, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -44,7 +45,17 @@ func (c *Conn) NewStream(snap uint32, rng wire.Range) (*Stream, error) {
 	s := &Stream{c: c, id: c.nextIter, wake: make(chan struct{}, 1)}
 	c.streams[s.id] = s
 	c.mu.Unlock()
-	if err := c.send(&wire.Request{Type: wire.TIterOpen, ID: s.id, Snap: snap, Range: rng}); err != nil {
+	call := NewCall(wire.Request{Type: wire.TIterOpen, Iter: s.id, Snap: snap, Range: rng}, 0)
+	call.Bound = true
+	err := c.Send(call)
+	if err == nil {
+		err = call.Wait(ctx, c)
+	}
+	if err == nil && call.Code != wire.OK {
+		err = &Failure{Code: call.Code, Msg: string(call.Body)}
+	}
+	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -92,6 +103,11 @@ func (f *Failure) Error() string { return f.Msg }
 // Next returns the next entry in the direction of the last seek.
 func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 	for {
+		if s.c.isDead() {
+			// Entries received but not returned are dropped: the iterator
+			// resumes after the last key it returned, on the next leader.
+			return nil, nil, false, ErrConnLost
+		}
 		if len(s.cur) > 0 {
 			e := s.cur[0]
 			s.cur = s.cur[1:]
@@ -132,7 +148,6 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 		select {
 		case <-s.wake:
 		case <-s.c.dead:
-			return nil, nil, false, ErrConnLost
 		case <-ctx.Done():
 			return nil, nil, false, ctx.Err()
 		}

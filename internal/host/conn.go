@@ -219,7 +219,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			delete(c.snaps, req.Snap)
 		}
 	case wire.TIterOpen:
-		c.openIter(id, req)
+		c.respond(id, c.openIter(req.Iter, req), nil)
 	case wire.TIterSeek:
 		it, ok := c.iters[id]
 		if !ok {
@@ -270,25 +270,29 @@ func (c *conn) applyGroup() {
 	c.groupSync = false
 }
 
-func (c *conn) openIter(id uint32, req *wire.Request) {
+// openIter creates iterator id with its view of the data taken now, and
+// returns the code to answer with. A failed iterator stays registered so
+// that its seeks are answered with the failure.
+func (c *conn) openIter(id uint32, req *wire.Request) wire.Code {
 	if old, ok := c.iters[id]; ok && old.cur != nil {
 		old.cur.Release()
 	}
 	if len(c.iters) >= maxOpenIterator {
 		c.iters[id] = &iter{fail: wire.BadRequest}
-		return
+		return wire.BadRequest
 	}
 	var r engine.Reader = c.h.cfg.DB
 	if req.Snap != 0 {
 		s, ok := c.snaps[req.Snap]
 		if !ok {
 			c.iters[id] = &iter{fail: wire.SnapshotUnknown}
-			return
+			return wire.SnapshotUnknown
 		}
 		r = s
 	}
 	rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
 	c.iters[id] = &iter{cur: engine.NewCursor(r, rng)}
+	return wire.OK
 }
 
 // pump sends batches while the follower has credit and entries remain.

@@ -30,8 +30,9 @@ type Type uint8
 
 // Message types. Requests flow from follower to leader, TResponse and
 // TIterBatch from leader to follower. The id field of a request frame is a
-// request id chosen by the follower, echoed by its TResponse; for iterator
-// frames it is the iterator id chosen by the follower.
+// request id chosen by the follower, echoed by its TResponse; for the
+// iterator frames that are not answered (seek, credit, close, batch) it is
+// the iterator id chosen by the follower.
 const (
 	_                Type = iota
 	TGet                  // snap u32, key
@@ -42,7 +43,7 @@ const (
 	TDeleteRange          // flags u8, range
 	TSnapshot             // empty; answered with snapshot id u32
 	TSnapshotRelease      // snap u32; not answered
-	TIterOpen             // snap u32, range; not answered
+	TIterOpen             // iter u32, snap u32, range; answered once the view is taken
 	TIterSeek             // gen u32, mode u8, credit u32, key
 	TIterCredit           // gen u32, credit u32; not answered
 	TIterClose            // empty; not answered

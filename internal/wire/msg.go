@@ -61,6 +61,7 @@ type Request struct {
 	Gen     uint32
 	Mode    SeekMode
 	Credit  uint32
+	Iter    uint32 // TIterOpen: the iterator id the follower chose
 }
 
 // AppendRequest appends r as a whole frame to dst.
@@ -87,6 +88,7 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	case TSnapshotRelease:
 		dst = binary.BigEndian.AppendUint32(dst, r.Snap)
 	case TIterOpen:
+		dst = binary.BigEndian.AppendUint32(dst, r.Iter)
 		dst = binary.BigEndian.AppendUint32(dst, r.Snap)
 		dst = appendRange(dst, r.Range)
 	case TIterSeek:
@@ -137,6 +139,7 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 	case TSnapshotRelease:
 		r.Snap = d.u32()
 	case TIterOpen:
+		r.Iter = d.u32()
 		r.Snap = d.u32()
 		r.Range = d.rng()
 	case TIterSeek:
