@@ -351,4 +351,3 @@ func openTimeoutError(dir string, timeout time.Duration, last error) error {
 	}
 	return fmt.Errorf("party: open %s: could not join within %v: %w", dir, timeout, last)
 }
-
