@@ -12,8 +12,11 @@ import (
 type Options struct {
 	// NoRetry makes operations that are in flight when the leader is lost
 	// fail with ErrLeaderLost instead of being sent again to the next
-	// leader. The zero value retries, which makes writes at-least-once: a
-	// write the lost leader applied but did not acknowledge is applied again.
+	// leader; so does an operation sent in the instant between the leader's
+	// end and this handle noticing it. Operations issued while the handle
+	// knows it has no leader wait for the next one. The zero value retries,
+	// which makes writes at-least-once: a write the lost leader applied but
+	// did not acknowledge is applied again.
 	NoRetry bool
 
 	// Sync makes the leader fsync each of this handle's writes before
