@@ -54,7 +54,8 @@ type DB struct {
 	iters   map[*Iterator]struct{} // open iterators, released by Close
 	snaps   map[*Snapshot]struct{} // open snapshots, released by Close
 	joined  bool
-	lastErr error // why the last election attempt did not succeed
+	lastErr error  // why the last election attempt did not succeed
+	step    string // what the election goroutine is doing, for Open's error
 
 	elected chan struct{} // closed when this handle becomes leader
 	ready   chan error    // receives the outcome of the first election
@@ -115,10 +116,10 @@ func open(dir string, o *Options, followOnly bool) (*DB, error) {
 		return db, nil
 	case <-timer.C:
 		db.mu.Lock()
-		last := db.lastErr
+		last, step := db.lastErr, db.step
 		db.mu.Unlock()
 		db.Close()
-		return nil, openTimeoutError(dir, timeout, last)
+		return nil, openTimeoutError(dir, timeout, last, step)
 	}
 }
 

@@ -49,6 +49,7 @@ func (db *DB) run() {
 	delay := minElectionDelay
 	warned := time.Now()
 	for ctx.Err() == nil {
+		db.setStep("waiting for an answer on " + sock.Name)
 		c, dialErr := client.Dial(ctx, db.dir, flags, 0, db.log)
 		if dialErr == nil {
 			db.follow(c)
@@ -65,6 +66,7 @@ func (db *DB) run() {
 		var led bool
 		var err error
 		if !db.followOnly {
+			db.setStep("opening the database to lead")
 			led, err = db.tryLead()
 		}
 		if led {
@@ -90,6 +92,12 @@ func (db *DB) run() {
 		}
 		delay = min(2*delay, maxElectionDelay)
 	}
+}
+
+func (db *DB) setStep(s string) {
+	db.mu.Lock()
+	db.step = s
+	db.mu.Unlock()
 }
 
 func jitter(d time.Duration) time.Duration {
@@ -340,14 +348,14 @@ func (l *leader) close() error {
 }
 
 // openTimeoutError explains why Open could not join in time.
-func openTimeoutError(dir string, timeout time.Duration, last error) error {
+func openTimeoutError(dir string, timeout time.Duration, last error, step string) error {
 	var held *lock.HeldError
 	if errors.As(last, &held) {
 		return fmt.Errorf("party: open %s: no leader answered on %s within %v while the lock stays held: %w (%v)",
 			dir, sock.Name, timeout, ErrLockedByOther, held)
 	}
 	if last == nil {
-		last = errors.New("no attempt finished")
+		last = fmt.Errorf("still %s", step)
 	}
 	return fmt.Errorf("party: open %s: could not join within %v: %w", dir, timeout, last)
 }

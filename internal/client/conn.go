@@ -64,15 +64,18 @@ func Dial(ctx context.Context, dir string, flags uint8, maxFrame int, log *slog.
 		deadline = d
 	}
 	nc.SetDeadline(deadline)
+	// Cancelling ctx ends the handshake at once, like its deadline.
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
 	if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Flags: flags})); err != nil {
 		nc.Close()
-		return nil, err
+		return nil, fmt.Errorf("sending the handshake: %w", err)
 	}
 	br := bufio.NewReaderSize(nc, 64<<10)
 	w, err := wire.ReadWelcome(br)
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, fmt.Errorf("a process accepted on %s but did not complete the handshake (a stopped or hung leader?): %w", sock.Name, err)
 	}
 	switch w.Status {
 	case wire.WelcomeOK:
@@ -82,6 +85,10 @@ func Dial(ctx context.Context, dir string, flags uint8, maxFrame int, log *slog.
 	default:
 		nc.Close()
 		return nil, &RefusedError{Msg: w.Msg}
+	}
+	if !stop() {
+		nc.Close()
+		return nil, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
 	if maxFrame <= 0 {
