@@ -135,6 +135,9 @@ func (db *DB) Elected() <-chan struct{} { return db.elected }
 
 // Get returns a copy of the value of key, or ErrNotFound.
 func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := checkSize(key, nil, nil); err != nil {
+		return nil, err
+	}
 	code, body, err := db.do(ctx, wire.Request{Type: wire.TGet, Key: key})
 	if err != nil {
 		return nil, err
@@ -147,6 +150,9 @@ func (db *DB) Get(ctx context.Context, key []byte) ([]byte, error) {
 
 // Has reports whether key is present.
 func (db *DB) Has(ctx context.Context, key []byte) (bool, error) {
+	if err := checkSize(key, nil, nil); err != nil {
+		return false, err
+	}
 	code, body, err := db.do(ctx, wire.Request{Type: wire.THas, Key: key})
 	if err != nil {
 		return false, err

@@ -74,6 +74,11 @@ func (db *DB) newIterator(ctx context.Context, r *Range, snap *Snapshot) *Iterat
 		it.err = ErrClosed
 		return it
 	}
+	if err := checkSize(rg.Start, rg.Limit, nil); err != nil {
+		db.mu.Unlock()
+		it.err = err
+		return it
+	}
 	db.iters[it] = struct{}{}
 	// Take the view now, as goleveldb does, when there is a leader to ask.
 	haveRole := db.role == roleLeader || db.role == roleFollower
@@ -121,7 +126,17 @@ func (it *Iterator) First() bool { return it.seekMove(wire.SeekFirst, nil) }
 func (it *Iterator) Last() bool { return it.seekMove(wire.SeekLast, nil) }
 
 // Seek moves to the first entry whose key is >= key.
-func (it *Iterator) Seek(key []byte) bool { return it.seekMove(wire.SeekGE, clone(key)) }
+func (it *Iterator) Seek(key []byte) bool {
+	if err := checkSize(key, nil, nil); err != nil {
+		it.mu.Lock()
+		defer it.mu.Unlock()
+		if it.usable() {
+			it.fail(err)
+		}
+		return false
+	}
+	return it.seekMove(wire.SeekGE, clone(key))
+}
 
 func (it *Iterator) seekMove(mode wire.SeekMode, key []byte) bool {
 	it.mu.Lock()

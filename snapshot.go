@@ -95,6 +95,9 @@ func (s *Snapshot) read(ctx context.Context, req wire.Request) (wire.Code, []byt
 	if err := ctx.Err(); err != nil {
 		return 0, nil, err
 	}
+	if err := checkSize(req.Key, nil, nil); err != nil {
+		return 0, nil, err
+	}
 	s.mu.Lock()
 	if s.released {
 		s.mu.Unlock()
