@@ -24,6 +24,8 @@ const (
 	maxBatchBytes   = 128 << 10       // bytes of entries in one batch (one entry may exceed it)
 	maxOpenIterator = 1 << 16         // iterators one connection may hold open
 	closeGrace      = 5 * time.Second // how long Close waits on a follower that does not read
+	maxCredit       = 16              // batches a follower may have outstanding per iterator
+	maxDeleteRanges = 4               // DeleteRange workers per connection; more wait
 )
 
 // conn is one follower's connection. Apart from stop, its methods run on
@@ -46,6 +48,7 @@ type conn struct {
 	groupSync bool          // one of them asked for fsync
 
 	bg      sync.WaitGroup // DeleteRange workers
+	bgSlots chan struct{}  // bounds the DeleteRange workers
 	req     wire.Request
 	scratch []byte
 }
@@ -64,12 +67,13 @@ type iter struct {
 
 func newConn(h *Host, nc *net.UnixConn) *conn {
 	return &conn{
-		h:     h,
-		nc:    nc,
-		out:   wire.NewWriter(nc),
-		log:   h.cfg.Logger,
-		snaps: make(map[uint32]*leveldb.Snapshot),
-		iters: make(map[uint32]*iter),
+		h:       h,
+		nc:      nc,
+		out:     wire.NewWriter(nc),
+		log:     h.cfg.Logger,
+		snaps:   make(map[uint32]*leveldb.Snapshot),
+		iters:   make(map[uint32]*iter),
+		bgSlots: make(chan struct{}, maxDeleteRanges),
 	}
 }
 
@@ -197,9 +201,11 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		c.applyGroup()
 		rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
 		wo := &opt.WriteOptions{Sync: req.Flags&wire.FlagSync != 0}
+		c.out.Flush() // answers queued so far must not wait for a free slot
+		c.bgSlots <- struct{}{}
 		c.bg.Add(1)
 		go func() {
-			defer c.bg.Done()
+			defer func() { <-c.bgSlots; c.bg.Done() }()
 			code, msg := engine.Code(engine.DeleteRange(db, rng, wo))
 			c.out.Send(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
 		}()
@@ -226,7 +232,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			c.sendBatchEnd(id, req.Gen, wire.BadRequest, "no such iterator")
 			return nil
 		}
-		it.gen, it.credit, it.done, it.limit = req.Gen, req.Credit, false, firstBatchLen
+		it.gen, it.credit, it.done, it.limit = req.Gen, min(req.Credit, maxCredit), false, firstBatchLen
 		if it.fail != wire.OK {
 			it.done = true
 			c.sendBatchEnd(id, it.gen, it.fail, "")
@@ -236,7 +242,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		c.pump(id, it)
 	case wire.TIterCredit:
 		if it, ok := c.iters[id]; ok && it.gen == req.Gen {
-			it.credit += req.Credit
+			it.credit = min(it.credit+req.Credit, maxCredit)
 			c.pump(id, it)
 		}
 	case wire.TIterClose:

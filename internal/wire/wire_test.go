@@ -1,0 +1,886 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// frameOf builds a raw frame of any type, valid or not.
+func frameOf(t Type, id uint32, body []byte) []byte {
+	b := AppendHeader(nil, t, id)
+	b = append(b, body...)
+	FinishFrame(b, 0)
+	return b
+}
+
+// readerOf returns a Reader over data with the given limit.
+func readerOf(data []byte, max int) *Reader {
+	return NewReader(bufio.NewReader(bytes.NewReader(data)), max)
+}
+
+// bin is a byte string with the bytes that break naive encodings.
+var bin = []byte{0x00, 0xff, 0x80, 0x7f, 0x00, '\n'}
+
+// sampleRecords returns batch records and the offsets at which a record
+// ends, so that truncation tests know which prefixes are still valid.
+func sampleRecords() (records []byte, ends []int) {
+	records = AppendPutRecord(records, []byte("k1"), []byte("v1"))
+	ends = append(ends, len(records))
+	records = AppendDeleteRecord(records, bin)
+	ends = append(ends, len(records))
+	records = AppendPutRecord(records, nil, nil)
+	ends = append(ends, len(records))
+	records = AppendPutRecord(records, bytes.Repeat([]byte{'x'}, 300), bin)
+	ends = append(ends, len(records))
+	return records, ends
+}
+
+// sampleRequests returns one or more requests of every request type, with
+// the field values each type carries.
+func sampleRequests() []Request {
+	records, _ := sampleRecords()
+	long := bytes.Repeat([]byte("0123456789"), 200) // a length needing a 2-byte uvarint
+	return []Request{
+		{Type: TGet, ID: 1, Snap: 0, Key: []byte("key")},
+		{Type: TGet, ID: 0xffffffff, Snap: 7, Key: []byte{}},
+		{Type: THas, ID: 2, Snap: 0xfffffffe, Key: bin},
+		{Type: TPut, ID: 3, Flags: FlagSync, Key: []byte("k"), Value: []byte("v")},
+		{Type: TPut, ID: 4, Key: []byte{}, Value: []byte{}},
+		{Type: TPut, ID: 5, Key: long, Value: long},
+		{Type: TDelete, ID: 6, Key: bin},
+		{Type: TDelete, ID: 7, Flags: FlagSync, Key: []byte{}},
+		{Type: TBatch, ID: 8, Flags: FlagSync, Records: records},
+		{Type: TBatch, ID: 9, Records: []byte{}},
+		{Type: TDeleteRange, ID: 10, Range: Range{}},
+		{Type: TDeleteRange, ID: 11, Range: Range{Start: []byte("a")}},
+		{Type: TDeleteRange, ID: 12, Range: Range{Limit: []byte("z")}},
+		{Type: TDeleteRange, ID: 13, Flags: FlagSync, Range: Range{Start: []byte{}, Limit: []byte{}}},
+		{Type: TSnapshot, ID: 14},
+		{Type: TSnapshotRelease, ID: 15, Snap: 3},
+		{Type: TIterOpen, ID: 16, Iter: 18, Snap: 0, Range: Range{Start: bin, Limit: []byte{0xff, 0xff}}},
+		{Type: TIterOpen, ID: 17, Iter: 0xffffffff, Snap: 9, Range: Range{}},
+		{Type: TIterSeek, ID: 18, Gen: 1, Mode: SeekFirst, Credit: 4},
+		{Type: TIterSeek, ID: 18, Gen: 2, Mode: SeekLast, Credit: 4, Key: []byte{}},
+		{Type: TIterSeek, ID: 18, Gen: 3, Mode: SeekGE, Credit: 1, Key: []byte("m")},
+		{Type: TIterSeek, ID: 18, Gen: 4, Mode: SeekAfter, Credit: 0xffffffff, Key: bin},
+		{Type: TIterSeek, ID: 18, Gen: 0xffffffff, Mode: SeekBefore, Credit: 0, Key: long},
+		{Type: TIterCredit, ID: 18, Gen: 4, Credit: 2},
+		{Type: TIterClose, ID: 18},
+		{Type: TStatus, ID: 19},
+	}
+}
+
+// requestTypes are the types a follower sends.
+var requestTypes = []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot,
+	TSnapshotRelease, TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus}
+
+// sameBytes compares byte strings, nil and empty being equal.
+func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
+
+// sameBound compares range bounds, where nil (absent) and empty differ.
+func sameBound(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
+
+// requestDiff describes how two requests differ, or returns "".
+func requestDiff(want, got *Request) string {
+	var d []string
+	if want.Type != got.Type {
+		d = append(d, fmt.Sprintf("type %v != %v", got.Type, want.Type))
+	}
+	if want.ID != got.ID {
+		d = append(d, fmt.Sprintf("id %d != %d", got.ID, want.ID))
+	}
+	if want.Flags != got.Flags {
+		d = append(d, fmt.Sprintf("flags %d != %d", got.Flags, want.Flags))
+	}
+	if want.Snap != got.Snap {
+		d = append(d, fmt.Sprintf("snap %d != %d", got.Snap, want.Snap))
+	}
+	if !sameBytes(want.Key, got.Key) {
+		d = append(d, fmt.Sprintf("key %q != %q", got.Key, want.Key))
+	}
+	if !sameBytes(want.Value, got.Value) {
+		d = append(d, fmt.Sprintf("value %q != %q", got.Value, want.Value))
+	}
+	if !sameBytes(want.Records, got.Records) {
+		d = append(d, fmt.Sprintf("records %q != %q", got.Records, want.Records))
+	}
+	if !sameBound(want.Range.Start, got.Range.Start) {
+		d = append(d, fmt.Sprintf("range start %#v != %#v", got.Range.Start, want.Range.Start))
+	}
+	if !sameBound(want.Range.Limit, got.Range.Limit) {
+		d = append(d, fmt.Sprintf("range limit %#v != %#v", got.Range.Limit, want.Range.Limit))
+	}
+	if want.Gen != got.Gen {
+		d = append(d, fmt.Sprintf("gen %d != %d", got.Gen, want.Gen))
+	}
+	if want.Mode != got.Mode {
+		d = append(d, fmt.Sprintf("mode %d != %d", got.Mode, want.Mode))
+	}
+	if want.Credit != got.Credit {
+		d = append(d, fmt.Sprintf("credit %d != %d", got.Credit, want.Credit))
+	}
+	if want.Iter != got.Iter {
+		d = append(d, fmt.Sprintf("iter %d != %d", got.Iter, want.Iter))
+	}
+	return strings.Join(d, "; ")
+}
+
+// TestProtocolNumbers pins the numbers spec.md gives to types, codes, seek
+// modes, statuses and flags: renumbering any of them breaks compatibility.
+func TestProtocolNumbers(t *testing.T) {
+	if Version != 1 || HeaderSize != 9 || DefaultMaxFrame != 64<<20 || HelloSize != 11 {
+		t.Errorf("version %d header %d max %d hello %d", Version, HeaderSize, DefaultMaxFrame, HelloSize)
+	}
+	if string(Magic[:]) != "LVLPARTY" {
+		t.Errorf("magic %q", Magic)
+	}
+	types := []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot, TSnapshotRelease,
+		TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus, TResponse, TIterBatch}
+	for i, typ := range types {
+		if int(typ) != i+1 {
+			t.Errorf("%v is %d, spec says %d", typ, typ, i+1)
+		}
+		if !typ.Known() {
+			t.Errorf("%v not known", typ)
+		}
+	}
+	for _, typ := range []Type{0, typeEnd, 200, 255} {
+		if typ.Known() {
+			t.Errorf("type %d known", typ)
+		}
+		if typ.String() == "" {
+			t.Errorf("type %d has no name", typ)
+		}
+	}
+	codes := []Code{OK, NotFound, Closing, SnapshotUnknown, TooLarge, BadRequest, EngineError}
+	for i, c := range codes {
+		if int(c) != i {
+			t.Errorf("code %d, spec says %d", c, i)
+		}
+	}
+	modes := []SeekMode{SeekFirst, SeekLast, SeekGE, SeekAfter, SeekBefore}
+	for i, m := range modes {
+		if int(m) != i {
+			t.Errorf("mode %d, spec says %d", m, i)
+		}
+		if m.Backward() != (m == SeekLast || m == SeekBefore) {
+			t.Errorf("mode %d backward %v", m, m.Backward())
+		}
+	}
+	if WelcomeOK != 0 || WelcomeVersion != 1 || WelcomeClosing != 2 || WelcomeRefused != 3 {
+		t.Error("welcome statuses renumbered")
+	}
+	if FlagSync != 1 || HelloNoRetry != 1 {
+		t.Error("flags renumbered")
+	}
+}
+
+// TestRequestRoundTrip encodes every request type, reads the frames back
+// from one stream, and decodes them to equal requests.
+func TestRequestRoundTrip(t *testing.T) {
+	reqs := sampleRequests()
+	var stream []byte
+	for i := range reqs {
+		before := len(stream)
+		stream = AppendRequest(stream, &reqs[i])
+		size := len(stream) - before
+		if got := int(binary.BigEndian.Uint32(stream[before:])) + 4; got != size {
+			t.Errorf("%v: length field says %d bytes, frame has %d", reqs[i].Type, got, size)
+		}
+		switch reqs[i].Type {
+		case TPut, TDelete, TBatch:
+			if bound := RequestSize(reqs[i].Key, reqs[i].Value, reqs[i].Records); size > bound {
+				t.Errorf("%v: frame of %d bytes exceeds RequestSize %d", reqs[i].Type, size, bound)
+			}
+		}
+	}
+	seen := map[Type]bool{}
+	for _, own := range []bool{false, true} {
+		r := readerOf(stream, 0)
+		for i := range reqs {
+			typ, id, body, err := r.Next(own)
+			if err != nil {
+				t.Fatalf("frame %d (%v): %v", i, reqs[i].Type, err)
+			}
+			var got Request
+			if err := DecodeRequest(typ, id, body, &got); err != nil {
+				t.Fatalf("decode %v: %v", reqs[i].Type, err)
+			}
+			if d := requestDiff(&reqs[i], &got); d != "" {
+				t.Errorf("%v round trip: %s", reqs[i].Type, d)
+			}
+			// The empty string stays distinct from an absent one.
+			if typ == TGet || typ == TPut || typ == TIterSeek {
+				if got.Key == nil {
+					t.Errorf("%v: key decoded as nil", typ)
+				}
+			}
+			seen[typ] = true
+		}
+		if _, _, _, err := r.Next(own); err != io.EOF {
+			t.Fatalf("after the last frame: %v, want io.EOF", err)
+		}
+	}
+	for _, typ := range requestTypes {
+		if !seen[typ] {
+			t.Errorf("no sample of %v", typ)
+		}
+	}
+}
+
+// TestDecodeRequestRejects checks that a response or iter-batch type, an
+// unknown type, a bad seek mode, bad range flags and bad records do not
+// decode as requests.
+func TestDecodeRequestRejects(t *testing.T) {
+	var r Request
+	for _, typ := range []Type{0, TResponse, TIterBatch, typeEnd, 255} {
+		if err := DecodeRequest(typ, 1, nil, &r); !errors.Is(err, ErrUnknownType) {
+			t.Errorf("type %d: %v, want ErrUnknownType", typ, err)
+		}
+	}
+	cases := []struct {
+		name string
+		typ  Type
+		body []byte
+	}{
+		{"seek mode 5", TIterSeek, []byte{0, 0, 0, 1, 5, 0, 0, 0, 1, 0}},
+		{"seek mode 255", TIterSeek, []byte{0, 0, 0, 1, 255, 0, 0, 0, 1, 0}},
+		{"range flags 4", TDeleteRange, []byte{0, 4}},
+		{"range flags 0xff", TIterOpen, []byte{0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0, 0}},
+		{"iter-open without a range", TIterOpen, []byte{0, 0, 0, 1, 0, 0, 0, 0}},
+		{"record kind 2", TBatch, []byte{0, 2, 1, 'k'}},
+		{"put record without value", TBatch, []byte{0, 1, 1, 'k'}},
+		{"overlong key length", TGet, []byte{0, 0, 0, 0, 5, 'k'}},
+		{"varint overflow", TGet, append([]byte{0, 0, 0, 0}, bytes.Repeat([]byte{0xff}, 11)...)},
+		{"huge key length", TPut, append([]byte{0}, binary.AppendUvarint(nil, 1<<63)...)},
+		{"trailing byte on snapshot", TSnapshot, []byte{0}},
+		{"trailing byte on status", TStatus, []byte{0}},
+		{"trailing byte on iter-close", TIterClose, []byte{1, 2, 3}},
+		{"short snapshot-release", TSnapshotRelease, []byte{0, 0, 1}},
+		{"empty put", TPut, nil},
+	}
+	for _, c := range cases {
+		err := DecodeRequest(c.typ, 1, c.body, &r)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", c.name, err)
+		}
+	}
+}
+
+// TestRequestTruncations decodes every proper prefix of every sample body,
+// and every body with a byte added: each is an error, never a panic,
+// except a batch cut exactly between two records, which is itself a valid
+// batch.
+func TestRequestTruncations(t *testing.T) {
+	_, ends := sampleRecords()
+	for _, req := range sampleRequests() {
+		frame := AppendRequest(nil, &req)
+		body := frame[HeaderSize:]
+		valid := map[int]bool{}
+		if req.Type == TBatch && len(req.Records) > 0 {
+			valid[1] = true // flags and no records
+			for _, e := range ends {
+				valid[1+e] = true
+			}
+		}
+		for i := 0; i < len(body); i++ {
+			var r Request
+			err := DecodeRequest(req.Type, req.ID, body[:i:i], &r)
+			if valid[i] {
+				if err != nil {
+					t.Errorf("%v cut at a record boundary %d: %v", req.Type, i, err)
+				}
+				continue
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("%v body cut to %d of %d bytes: %v, want ErrMalformed", req.Type, i, len(body), err)
+			}
+		}
+		for _, extra := range []byte{0, 1, 0xff} {
+			var r Request
+			long := append(append([]byte{}, body...), extra)
+			if err := DecodeRequest(req.Type, req.ID, long, &r); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%v body with trailing %#x: %v, want ErrMalformed", req.Type, extra, err)
+			}
+		}
+		// Every cut of the frame itself is an incomplete frame.
+		for i := 0; i < len(frame); i++ {
+			_, _, _, err := readerOf(frame[:i], 0).Next(false)
+			want := io.ErrUnexpectedEOF
+			if i == 0 {
+				want = io.EOF
+			}
+			if err != want {
+				t.Errorf("%v frame cut to %d of %d bytes: %v, want %v", req.Type, i, len(frame), err, want)
+			}
+		}
+	}
+}
+
+// TestResponseRoundTrip checks every code with and without a payload, and
+// that an unknown code or an empty body is malformed.
+func TestResponseRoundTrip(t *testing.T) {
+	payloads := [][]byte{nil, {}, bin, bytes.Repeat([]byte{7}, 70000)}
+	var stream []byte
+	type sent struct {
+		id   uint32
+		code Code
+		body []byte
+	}
+	var want []sent
+	for c := OK; c < codeEnd; c++ {
+		for i, p := range payloads {
+			id := uint32(c)<<8 | uint32(i)
+			stream = AppendResponse(stream, id, c, p)
+			want = append(want, sent{id, c, p})
+		}
+	}
+	r := readerOf(stream, 0)
+	for _, w := range want {
+		typ, id, body, err := r.Next(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, payload, err := DecodeResponse(body)
+		if err != nil || typ != TResponse || id != w.id || code != w.code || !bytes.Equal(payload, w.body) {
+			t.Fatalf("response %d: type %v id %d code %d payload %d bytes err %v; want code %d, %d bytes",
+				w.id, typ, id, code, len(payload), err, w.code, len(w.body))
+		}
+	}
+	for _, body := range [][]byte{nil, {}, {byte(codeEnd)}, {0xff, 1, 2}} {
+		if _, _, err := DecodeResponse(body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("response body %x: %v, want ErrMalformed", body, err)
+		}
+	}
+}
+
+// iterBatchFrame encodes an iter-batch as the host does, returning the
+// frame and the body offsets at which an entry ends.
+func iterBatchFrame(iter uint32, b IterBatch) ([]byte, []int) {
+	dst, start := AppendIterBatchHeader(nil, iter, b.Gen, b.Code, b.EOF, b.Msg)
+	ends := []int{len(dst) - start - HeaderSize}
+	for _, e := range b.Entries {
+		dst = AppendEntry(dst, e[0], e[1])
+		ends = append(ends, len(dst)-start-HeaderSize)
+	}
+	FinishFrame(dst, start)
+	return dst, ends
+}
+
+func iterBatchDiff(want, got *IterBatch) string {
+	if want.Gen != got.Gen || want.Code != got.Code || want.EOF != got.EOF || want.Msg != got.Msg {
+		return fmt.Sprintf("header gen %d code %d eof %v msg %q, want gen %d code %d eof %v msg %q",
+			got.Gen, got.Code, got.EOF, got.Msg, want.Gen, want.Code, want.EOF, want.Msg)
+	}
+	if len(want.Entries) != len(got.Entries) {
+		return fmt.Sprintf("%d entries, want %d", len(got.Entries), len(want.Entries))
+	}
+	for i := range want.Entries {
+		if !bytes.Equal(want.Entries[i][0], got.Entries[i][0]) || !bytes.Equal(want.Entries[i][1], got.Entries[i][1]) {
+			return fmt.Sprintf("entry %d: %q=%q, want %q=%q", i, got.Entries[i][0], got.Entries[i][1], want.Entries[i][0], want.Entries[i][1])
+		}
+	}
+	return ""
+}
+
+func sampleIterBatches() []IterBatch {
+	return []IterBatch{
+		{Gen: 1},
+		{Gen: 2, EOF: true},
+		{Gen: 3, Code: TooLarge, EOF: true, Msg: "entry of 70000000 bytes exceeds the frame limit"},
+		{Gen: 0xffffffff, Code: EngineError, EOF: true, Msg: string(bin)},
+		{Gen: 5, Entries: [][2][]byte{{[]byte("a"), []byte("1")}, {[]byte{}, []byte{}}, {bin, bytes.Repeat([]byte("v"), 200)}}},
+		{Gen: 6, EOF: true, Entries: [][2][]byte{{[]byte{0xff, 0xff}, nil}}},
+	}
+}
+
+// TestIterBatchRoundTrip checks iterator batches, EntrySize and the header
+// bound, and that every cut of a batch that is not between two entries is
+// malformed.
+func TestIterBatchRoundTrip(t *testing.T) {
+	for i, want := range sampleIterBatches() {
+		frame, ends := iterBatchFrame(uint32(i+1), want)
+		if hdr := ends[0] + HeaderSize; hdr > IterBatchHeaderSize+len(want.Msg) {
+			t.Errorf("batch %d: header of %d bytes exceeds IterBatchHeaderSize+msg %d", i, hdr, IterBatchHeaderSize+len(want.Msg))
+		}
+		for j, e := range want.Entries {
+			if n := ends[j+1] - ends[j]; n != EntrySize(e[0], e[1]) {
+				t.Errorf("batch %d entry %d: %d bytes, EntrySize says %d", i, j, n, EntrySize(e[0], e[1]))
+			}
+		}
+		typ, id, body, err := readerOf(frame, 0).Next(false)
+		if err != nil || typ != TIterBatch || id != uint32(i+1) {
+			t.Fatalf("batch %d: type %v id %d err %v", i, typ, id, err)
+		}
+		var got IterBatch
+		if err := DecodeIterBatch(body, &got); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		if d := iterBatchDiff(&want, &got); d != "" {
+			t.Errorf("batch %d: %s", i, d)
+		}
+		valid := map[int]bool{}
+		for _, e := range ends {
+			valid[e] = true
+		}
+		for n := 0; n < len(body); n++ {
+			var b IterBatch
+			err := DecodeIterBatch(body[:n:n], &b)
+			if valid[n] {
+				if err != nil {
+					t.Errorf("batch %d cut between entries at %d: %v", i, n, err)
+				}
+			} else if !errors.Is(err, ErrMalformed) {
+				t.Errorf("batch %d cut to %d of %d bytes: %v, want ErrMalformed", i, n, len(body), err)
+			}
+		}
+		var b IterBatch
+		if err := DecodeIterBatch(append(append([]byte{}, body...), 0), &b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("batch %d with a trailing byte: %v, want ErrMalformed", i, err)
+		}
+	}
+	var b IterBatch
+	if err := DecodeIterBatch([]byte{0, 0, 0, 1, byte(codeEnd), 1, 0}, &b); !errors.Is(err, ErrMalformed) {
+		t.Errorf("unknown code: %v, want ErrMalformed", err)
+	}
+}
+
+// TestRecords checks that ForEachRecord returns what was appended, in
+// order, and calls nothing at all for records with a bad tail.
+func TestRecords(t *testing.T) {
+	type rec struct {
+		put  bool
+		k, v string
+	}
+	want := []rec{{true, "k1", "v1"}, {false, string(bin), ""}, {true, "", ""}, {true, strings.Repeat("x", 300), string(bin)}}
+	records, ends := sampleRecords()
+	var got []rec
+	if err := ForEachRecord(records, func(put bool, k, v []byte) {
+		if !put && v != nil {
+			t.Errorf("delete record with value %q", v)
+		}
+		got = append(got, rec{put, string(k), string(v)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	if err := ForEachRecord(nil, func(bool, []byte, []byte) { t.Error("called on no records") }); err != nil {
+		t.Errorf("no records: %v", err)
+	}
+	valid := map[int]bool{0: true}
+	for _, e := range ends {
+		valid[e] = true
+	}
+	for n := 0; n < len(records); n++ {
+		if valid[n] {
+			continue
+		}
+		called := 0
+		err := ForEachRecord(records[:n:n], func(bool, []byte, []byte) { called++ })
+		if !errors.Is(err, ErrMalformed) || called != 0 {
+			t.Errorf("records cut to %d: err %v after %d calls; want ErrMalformed and no call", n, err, called)
+		}
+	}
+	bad := append(append([]byte{}, records...), 7, 0)
+	called := 0
+	if err := ForEachRecord(bad, func(bool, []byte, []byte) { called++ }); !errors.Is(err, ErrMalformed) || called != 0 {
+		t.Errorf("bad record kind after good ones: err %v after %d calls", err, called)
+	}
+}
+
+// TestHandshake round-trips hellos and welcomes and checks their refusals:
+// bad magic, truncation, an oversized welcome message.
+func TestHandshake(t *testing.T) {
+	for _, h := range []Hello{{Version: Version}, {Version: 0xffff, Flags: HelloNoRetry}, {Version: 0, Flags: 0xff}} {
+		b := AppendHello(nil, h)
+		if len(b) != HelloSize {
+			t.Errorf("hello of %d bytes", len(b))
+		}
+		got, err := ReadHello(bytes.NewReader(b))
+		if err != nil || got != h {
+			t.Errorf("hello %+v: got %+v, %v", h, got, err)
+		}
+		for i := 0; i < len(b); i++ {
+			if _, err := ReadHello(bytes.NewReader(b[:i])); err == nil {
+				t.Errorf("hello cut to %d bytes decoded", i)
+			}
+		}
+	}
+	bad := AppendHello(nil, Hello{Version: Version})
+	bad[0] = 'X'
+	if _, err := ReadHello(bytes.NewReader(bad)); !errors.Is(err, ErrNotParty) {
+		t.Errorf("bad magic: %v, want ErrNotParty", err)
+	}
+	if _, err := ReadHello(strings.NewReader("GET / HTTP/1.1\r\n\r\n")); !errors.Is(err, ErrNotParty) {
+		t.Errorf("http request: %v, want ErrNotParty", err)
+	}
+
+	since := time.Unix(1700000000, 123456789)
+	welcomes := []Welcome{
+		{Version: Version, Status: WelcomeOK, PID: 1234, LeaderID: [16]byte{1, 2, 3, 15: 0xff}, Since: since},
+		{Version: 7, Status: WelcomeVersion, PID: 0xffffffff, Since: since, Msg: "leader speaks protocol version 7"},
+		{Version: Version, Status: WelcomeRefused, Since: time.Unix(0, 0), Msg: string(bin)},
+		{Version: Version, Status: WelcomeClosing, Since: since, Msg: strings.Repeat("m", 1024)},
+	}
+	for _, w := range welcomes {
+		b := AppendWelcome(nil, w)
+		got, err := ReadWelcome(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("welcome %+v: %v", w, err)
+		}
+		if got.Version != w.Version || got.Status != w.Status || got.PID != w.PID || got.LeaderID != w.LeaderID ||
+			!got.Since.Equal(w.Since) || got.Msg != w.Msg {
+			t.Errorf("welcome round trip: got %+v, want %+v", got, w)
+		}
+		for i := 0; i < len(b); i++ {
+			if _, err := ReadWelcome(bytes.NewReader(b[:i])); err == nil {
+				t.Errorf("welcome cut to %d of %d bytes decoded", i, len(b))
+			}
+		}
+	}
+	// A longer message is cut to 1024 bytes on the way out...
+	b := AppendWelcome(nil, Welcome{Version: Version, Status: WelcomeRefused, Msg: strings.Repeat("m", 5000)})
+	if got, err := ReadWelcome(bytes.NewReader(b)); err != nil || len(got.Msg) != 1024 {
+		t.Errorf("long message: %d bytes, %v", len(got.Msg), err)
+	}
+	// ...and refused on the way in.
+	b = AppendWelcome(nil, Welcome{Version: Version})
+	binary.BigEndian.PutUint16(b[welcomeFixed-2:], 1025)
+	b = append(b, make([]byte, 1025)...)
+	if _, err := ReadWelcome(bytes.NewReader(b)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("1025-byte message: %v, want ErrMalformed", err)
+	}
+	b = AppendWelcome(nil, Welcome{Version: Version})
+	b[7] = 'x'
+	if _, err := ReadWelcome(bytes.NewReader(b)); !errors.Is(err, ErrNotParty) {
+		t.Errorf("welcome with bad magic: %v, want ErrNotParty", err)
+	}
+}
+
+// TestStatusRoundTrip checks the status body and its size check.
+func TestStatusRoundTrip(t *testing.T) {
+	s := Status{PID: 42, LeaderID: [16]byte{9, 15: 1}, Since: time.Unix(1700000000, 5), Followers: 3, DiskSize: 1 << 40}
+	b := AppendStatus(nil, s)
+	got, err := DecodeStatus(b)
+	if err != nil || got.PID != s.PID || got.LeaderID != s.LeaderID || !got.Since.Equal(s.Since) ||
+		got.Followers != s.Followers || got.DiskSize != s.DiskSize {
+		t.Fatalf("status: got %+v, %v; want %+v", got, err, s)
+	}
+	for i := 0; i < len(b); i++ {
+		if _, err := DecodeStatus(b[:i]); !errors.Is(err, ErrMalformed) {
+			t.Errorf("status cut to %d: %v", i, err)
+		}
+	}
+	if _, err := DecodeStatus(append(b, 0)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("status with a trailing byte: %v", err)
+	}
+}
+
+// TestReaderRejects checks the frame checks: size limit (the limit itself
+// is allowed), frames shorter than a header, unknown types, and that none
+// of them needs the body to arrive first.
+func TestReaderRejects(t *testing.T) {
+	const max = 1024
+	exact := frameOf(TGet, 1, make([]byte, max-HeaderSize))
+	if _, _, body, err := readerOf(exact, max).Next(false); err != nil || len(body) != max-HeaderSize {
+		t.Errorf("frame of exactly the limit: %d bytes, %v", len(body), err)
+	}
+	over := frameOf(TGet, 1, make([]byte, max-HeaderSize+1))
+	if _, _, _, err := readerOf(over, max).Next(false); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("frame one byte over the limit: %v, want ErrFrameTooLarge", err)
+	}
+	// Only a header claiming a huge body: refused before reading the body.
+	for _, n := range []uint32{DefaultMaxFrame - 3, 1 << 31, 0xffffffff} {
+		hdr := binary.BigEndian.AppendUint32(nil, n)
+		hdr = append(hdr, byte(TPut), 0, 0, 0, 1)
+		if _, _, _, err := readerOf(hdr, 0).Next(false); !errors.Is(err, ErrFrameTooLarge) {
+			t.Errorf("length %d with the default limit: %v, want ErrFrameTooLarge", n, err)
+		}
+	}
+	for n := uint32(0); n < minFrameLen; n++ {
+		hdr := binary.BigEndian.AppendUint32(nil, n)
+		hdr = append(hdr, byte(TGet), 0, 0, 0, 1, 0, 0, 0, 0)
+		if _, _, _, err := readerOf(hdr, 0).Next(false); !errors.Is(err, ErrFrameTooSmall) {
+			t.Errorf("length %d: %v, want ErrFrameTooSmall", n, err)
+		}
+	}
+	for _, typ := range []Type{0, typeEnd, 100, 255} {
+		_, _, _, err := readerOf(frameOf(typ, 1, []byte("x")), 0).Next(false)
+		if !errors.Is(err, ErrUnknownType) {
+			t.Errorf("type %d: %v, want ErrUnknownType", typ, err)
+		}
+	}
+	// The smallest valid frame: a header and no body.
+	if typ, id, body, err := readerOf(frameOf(TStatus, 9, nil), 0).Next(true); err != nil || typ != TStatus || id != 9 || len(body) != 0 {
+		t.Errorf("empty frame: %v %d %x %v", typ, id, body, err)
+	}
+}
+
+// TestReaderBuffers checks that an owned body is not overwritten by later
+// reads, and FrameBuffered.
+func TestReaderBuffers(t *testing.T) {
+	var stream []byte
+	stream = AppendResponse(stream, 1, OK, []byte("first"))
+	stream = AppendResponse(stream, 2, OK, []byte("again"))
+	stream = AppendResponse(stream, 3, OK, []byte("third"))
+	stream = AppendResponse(stream, 4, OK, []byte("forth"))
+	r := readerOf(stream, 0)
+	_, _, owned, _ := r.Next(true)
+	r.Next(false)
+	r.Next(false)
+	_, _, owned2, _ := r.Next(true)
+	if string(owned[1:]) != "first" || string(owned2[1:]) != "forth" {
+		t.Errorf("owned bodies changed to %q, %q", owned, owned2)
+	}
+
+	pr, pw := io.Pipe()
+	br := bufio.NewReader(pr)
+	rd := NewReader(br, 0)
+	if rd.FrameBuffered() {
+		t.Error("FrameBuffered on an empty reader")
+	}
+	frame := AppendResponse(nil, 5, NotFound, nil)
+	go func() {
+		pw.Write(frame[:6])
+		pw.Write(frame[6:])
+		pw.Close()
+	}()
+	if _, _, _, err := rd.Next(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := rd.Next(false); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+	br2 := bufio.NewReader(bytes.NewReader(append(append([]byte{}, frame...), frame[:4]...)))
+	rd2 := NewReader(br2, 0)
+	br2.Peek(1) // fill the buffer
+	if !rd2.FrameBuffered() {
+		t.Error("FrameBuffered false with a whole frame buffered")
+	}
+	rd2.Next(false)
+	if rd2.FrameBuffered() {
+		t.Error("FrameBuffered true with only a partial header")
+	}
+}
+
+// countWriter counts writes and can hold the first one until released.
+type countWriter struct {
+	mu     sync.Mutex
+	writes int
+	data   []byte
+	hold   chan struct{} // if set, the first write waits for it to close
+	held   chan struct{} // closed when the first write is waiting
+	err    error
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.writes++
+	first := w.writes == 1
+	w.mu.Unlock()
+	if first && w.hold != nil {
+		close(w.held)
+		<-w.hold
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.data = append(w.data, p...)
+	return len(p), nil
+}
+
+func (w *countWriter) stats() (int, []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes, append([]byte{}, w.data...)
+}
+
+// TestWriterCoalesces holds the first write while 50 goroutines send: they
+// return without waiting, and their frames leave in one more write.
+func TestWriterCoalesces(t *testing.T) {
+	cw := &countWriter{hold: make(chan struct{}), held: make(chan struct{})}
+	w := NewWriter(cw)
+	first := make(chan error, 1)
+	go func() {
+		first <- w.Send(func(b []byte) []byte { return AppendResponse(b, 0, OK, []byte("first")) })
+	}()
+	<-cw.held
+	var wg sync.WaitGroup
+	for i := 1; i <= 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Send(func(b []byte) []byte { return AppendResponse(b, uint32(i), OK, []byte(fmt.Sprint(i))) }); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait() // every Send returned while the first write was held
+	close(cw.hold)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	writes, data := cw.stats()
+	if writes != 2 {
+		t.Errorf("%d writes for 51 frames, want 2", writes)
+	}
+	r := readerOf(data, 0)
+	seen := map[uint32]bool{}
+	for i := 0; i <= 50; i++ {
+		_, id, body, err := r.Next(false)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		_, payload, _ := DecodeResponse(body)
+		if want := fmt.Sprint(id); id != 0 && string(payload) != want {
+			t.Errorf("frame %d: payload %q", id, payload)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 51 {
+		t.Errorf("%d distinct frames, want 51", len(seen))
+	}
+
+	// Queue writes nothing; Flush writes everything queued in one write.
+	cw2 := &countWriter{}
+	w2 := NewWriter(cw2)
+	for i := 0; i < 10; i++ {
+		w2.Queue(func(b []byte) []byte { return AppendResponse(b, uint32(i), OK, nil) })
+	}
+	if n, _ := cw2.stats(); n != 0 {
+		t.Errorf("Queue wrote %d times", n)
+	}
+	if err := w2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, data := cw2.stats(); n != 1 || len(data) != 10*FrameSize(1) {
+		t.Errorf("Flush: %d writes of %d bytes, want 1 of %d", n, len(data), 10*FrameSize(1))
+	}
+	if err := w2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := cw2.stats(); n != 1 {
+		t.Errorf("an empty Flush wrote")
+	}
+}
+
+// TestWriterError checks that the first write error sticks.
+func TestWriterError(t *testing.T) {
+	boom := errors.New("boom")
+	cw := &countWriter{err: boom}
+	w := NewWriter(cw)
+	if err := w.Send(func(b []byte) []byte { return AppendResponse(b, 1, OK, nil) }); err != boom {
+		t.Fatalf("Send: %v", err)
+	}
+	if err := w.Queue(func(b []byte) []byte { return b }); err != boom {
+		t.Errorf("Queue after error: %v", err)
+	}
+	if err := w.Send(func(b []byte) []byte { return b }); err != boom {
+		t.Errorf("Send after error: %v", err)
+	}
+	if err := w.Flush(); err != boom {
+		t.Errorf("Flush after error: %v", err)
+	}
+	if err := w.Err(); err != boom {
+		t.Errorf("Err: %v", err)
+	}
+	if n, _ := cw.stats(); n != 1 {
+		t.Errorf("%d writes after an error, want 1", n)
+	}
+}
+
+// TestWriterConcurrent has many goroutines send frames of varied sizes,
+// some queued and flushed, over a synchronous pipe, while one reader checks
+// that every frame arrives intact and each goroutine's frames in order.
+func TestWriterConcurrent(t *testing.T) {
+	const senders, frames = 12, 150
+	if testing.Short() {
+		t.Skip("short")
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	w := NewWriter(a)
+	payload := func(g, i int) []byte {
+		n := (g*7919 + i*104729) % 3000
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte(g ^ i ^ j)
+		}
+		return p
+	}
+	done := make(chan error, 1)
+	go func() {
+		r := NewReader(bufio.NewReader(b), 0)
+		next := make([]int, senders)
+		for n := 0; n < senders*frames; n++ {
+			typ, id, body, err := r.Next(n%2 == 0)
+			if err != nil {
+				done <- fmt.Errorf("frame %d: %v", n, err)
+				return
+			}
+			g, i := int(id>>16), int(id&0xffff)
+			if typ != TResponse || g >= senders || i != next[g] {
+				done <- fmt.Errorf("frame %d: type %v from sender %d seq %d, want seq %d", n, typ, g, i, next[g])
+				return
+			}
+			next[g]++
+			code, p, err := DecodeResponse(body)
+			if err != nil || code != OK || !bytes.Equal(p, payload(g, i)) {
+				done <- fmt.Errorf("sender %d frame %d corrupted (code %d, %d bytes, %v)", g, i, code, len(p), err)
+				return
+			}
+		}
+		done <- nil
+	}()
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < frames; i++ {
+				id := uint32(g)<<16 | uint32(i)
+				p := payload(g, i)
+				fn := func(b []byte) []byte { return AppendResponse(b, id, OK, p) }
+				var err error
+				if g%3 == 0 {
+					err = w.Queue(fn)
+					if err == nil && i%5 == 4 {
+						err = w.Flush()
+					}
+				} else {
+					err = w.Send(fn)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("reader did not receive every frame: frames were lost or a flush never happened")
+	}
+}
