@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -149,38 +148,33 @@ func (db *DB) follow(c *client.Conn) {
 	db.log.Info("party: following", "dir", db.dir, "leader_pid", w.PID, "leader_id", fmt.Sprintf("%x", w.LeaderID))
 	db.mu.Lock()
 	db.setRole(roleFlushing)
-	for len(db.queue) > 0 && !db.closed {
-		q := db.queue
-		db.queue = nil
-		db.mu.Unlock()
-		slices.SortFunc(q, func(a, b *client.Call) int { return cmpSeq(a.Seq, b.Seq) })
-		for i, call := range q {
-			if call.Live() && c.Send(call) != nil {
-				db.mu.Lock()
-				db.queue = append(db.queue, q[i:]...)
-				db.mu.Unlock()
-				break
-			}
-		}
-		db.mu.Lock()
-		if c.Err() != nil {
-			break // the queue waits for the next leader
-		}
-	}
+	// If c dies meanwhile, the rest of the queue waits for the next leader.
+	db.drainQueue(func(call *client.Call) bool { return c.Send(call) == nil })
 	db.conn = c
 	db.setRole(roleFollower)
 	db.join()
 	db.mu.Unlock()
 }
 
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// drainQueue hands the queued calls to send in issue order, until the
+// queue stays empty, so that calls issued meanwhile also go after the older
+// ones. If send returns false, it stops and the rest stay queued. db.mu is
+// held on entry and on return, but not while send runs.
+func (db *DB) drainQueue(send func(*client.Call) bool) {
+	for len(db.queue) > 0 && !db.closed {
+		q := db.queue
+		db.queue = nil
+		db.mu.Unlock()
+		client.SortBySeq(q)
+		for i, call := range q {
+			if call.Live() && !send(call) {
+				db.mu.Lock()
+				db.queue = append(db.queue, q[i:]...)
+				return
+			}
+		}
+		db.mu.Lock()
 	}
-	return 0
 }
 
 // lost handles the end of the connection to the leader, in one place: the
@@ -271,18 +265,7 @@ func (db *DB) tryLead() (bool, error) {
 	db.setRole(roleFlushing)
 	db.isLeader.Store(true)
 	close(db.elected)
-	for len(db.queue) > 0 {
-		q := db.queue
-		db.queue = nil
-		db.mu.Unlock()
-		slices.SortFunc(q, func(a, b *client.Call) int { return cmpSeq(a.Seq, b.Seq) })
-		for _, call := range q {
-			if call.Live() {
-				l.run(call)
-			}
-		}
-		db.mu.Lock()
-	}
+	db.drainQueue(func(call *client.Call) bool { l.run(call); return true })
 	db.setRole(roleLeader)
 	db.local.Store(l)
 	db.join()

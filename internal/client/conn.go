@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -190,18 +191,13 @@ func (c *Conn) TakePending() []*Call {
 	}
 	clear(c.pending)
 	c.mu.Unlock()
-	slices.SortFunc(calls, func(a, b *Call) int { return cmpU64(a.Seq, b.Seq) })
+	SortBySeq(calls)
 	return calls
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+// SortBySeq sorts calls in issue order.
+func SortBySeq(calls []*Call) {
+	slices.SortFunc(calls, func(a, b *Call) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
 // SendOneWay writes a request that is not answered.
