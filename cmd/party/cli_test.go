@@ -252,7 +252,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("party --help does not mention %q", want)
 		}
 	}
-	for _, name := range []string{"get", "put", "del", "has", "ls", "dump", "load", "status", "demo"} {
+	for _, name := range []string{"get", "put", "del", "has", "ls", "dump", "load", "status", "demo", "bench"} {
 		out := ok(t, "", name, "--help")
 		if !strings.Contains(out, "Examples:\n") || !strings.Contains(out, "party "+name) {
 			t.Errorf("party %s --help has no example:\n%s", name, out)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/levelparty/party"
+	"github.com/levelparty/party/internal/bench"
 	"github.com/spf13/cobra"
 )
 
@@ -31,6 +32,7 @@ const (
 )
 
 func main() {
+	bench.MaybeChild() // a child process of party bench runs its role and exits
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -92,7 +94,7 @@ error. Errors are one line on stderr.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%v", err) })
 	root.AddCommand(
 		newGetCmd(g), newPutCmd(g), newDelCmd(g), newHasCmd(g), newLsCmd(g),
-		newDumpCmd(g), newLoadCmd(g), newStatusCmd(g), newDemoCmd(g),
+		newDumpCmd(g), newLoadCmd(g), newStatusCmd(g), newDemoCmd(g), newBenchCmd(),
 		newHoldCmd(g), newDemoWriterCmd(), newDemoReaderCmd(),
 	)
 	return root
