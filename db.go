@@ -57,10 +57,11 @@ type DB struct {
 	lastErr error  // why the last election attempt did not succeed
 	step    string // what the election goroutine is doing, for Open's error
 
-	elected chan struct{} // closed when this handle becomes leader
-	ready   chan error    // receives the outcome of the first election
-	closing chan struct{} // closed by Close
-	done    chan struct{} // closed when the election goroutine exits
+	elected   chan struct{} // closed when this handle becomes leader
+	ready     chan error    // receives the outcome of the first election
+	closing   chan struct{} // closed by Close
+	done      chan struct{} // closed when the election goroutine exits
+	closeDone chan struct{} // closed when Close has released everything
 }
 
 // Open joins the participants of the database in dir, creating the
@@ -92,6 +93,7 @@ func open(dir string, o *Options, followOnly bool) (*DB, error) {
 		ready:      make(chan error, 1),
 		closing:    make(chan struct{}),
 		done:       make(chan struct{}),
+		closeDone:  make(chan struct{}),
 	}
 	if o != nil {
 		db.opts = *o
@@ -285,17 +287,29 @@ func (db *DB) dispatch(call *client.Call) {
 			// leader whatever the retry policy.
 			db.mu.Lock()
 			if db.conn == c {
-				db.queue = append(db.queue, call)
+				db.enqueue(call)
 				db.mu.Unlock()
 				return
 			}
 			db.mu.Unlock()
 		default:
-			db.queue = append(db.queue, call)
+			db.enqueue(call)
 			db.mu.Unlock()
 			return
 		}
 	}
+}
+
+// enqueue makes call wait for the next leader, or fails it if the handle
+// is closed, since Close may already have swept the queue; db.mu is held.
+func (db *DB) enqueue(calls ...*client.Call) {
+	if db.closed {
+		for _, call := range calls {
+			call.Fail(ErrClosed)
+		}
+		return
+	}
+	db.queue = append(db.queue, calls...)
 }
 
 // forget drops an abandoned call from wherever it waits.
@@ -364,9 +378,10 @@ func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
-		<-db.done
+		<-db.closeDone
 		return nil
 	}
+	defer close(db.closeDone)
 	db.closed = true
 	close(db.closing)
 	queue := db.queue
@@ -385,6 +400,13 @@ func (db *DB) Close() error {
 		call.Fail(ErrClosed)
 	}
 	<-db.done
+	db.mu.Lock()
+	queue = db.queue // put back by goroutines that raced with Close
+	db.queue = nil
+	db.mu.Unlock()
+	for _, call := range queue {
+		call.Fail(ErrClosed)
+	}
 	for _, it := range iters {
 		it.Release()
 	}

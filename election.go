@@ -51,12 +51,12 @@ func (db *DB) run() {
 		db.setStep("waiting for an answer on " + sock.Name)
 		c, dialErr := client.Dial(ctx, db.dir, flags, 0, db.log)
 		if dialErr == nil {
+			// Close must end the connection even while this goroutine is
+			// blocked writing to a leader that stopped reading.
+			stop := context.AfterFunc(ctx, c.Close)
 			db.follow(c)
-			select {
-			case <-c.Dead():
-			case <-db.closing:
-				c.Close()
-			}
+			<-c.Dead()
+			stop()
 			db.lost(c)
 			delay = minElectionDelay
 			warned = time.Now()
@@ -169,7 +169,7 @@ func (db *DB) drainQueue(send func(*client.Call) bool) {
 		for i, call := range q {
 			if call.Live() && !send(call) {
 				db.mu.Lock()
-				db.queue = append(db.queue, q[i:]...)
+				db.enqueue(q[i:]...)
 				return
 			}
 		}
@@ -203,7 +203,7 @@ func (db *DB) lost(c *client.Conn) {
 		case db.opts.NoRetry:
 			call.Fail(ErrLeaderLost)
 		default:
-			db.queue = append(db.queue, call)
+			db.enqueue(call)
 		}
 	}
 }

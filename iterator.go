@@ -84,9 +84,14 @@ func (db *DB) newIterator(ctx context.Context, r *Range, snap *Snapshot) *Iterat
 	haveRole := db.role == roleLeader || db.role == roleFollower
 	db.mu.Unlock()
 	if haveRole || snap != nil {
-		if err := it.open(); err != nil && !isConnLost(err) {
-			it.err = err
+		// Under it.mu: a concurrent Close may release the iterator now.
+		it.mu.Lock()
+		if it.pos != posReleased {
+			if err := it.open(); err != nil && !isConnLost(err) {
+				it.err = err
+			}
 		}
+		it.mu.Unlock()
 	}
 	return it
 }

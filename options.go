@@ -11,12 +11,14 @@ import (
 // every field is a sensible default.
 type Options struct {
 	// NoRetry makes operations that are in flight when the leader is lost
-	// fail with ErrLeaderLost instead of being sent again to the next
-	// leader; so does an operation sent in the instant between the leader's
-	// end and this handle noticing it. Operations issued while the handle
-	// knows it has no leader wait for the next one. The zero value retries,
-	// which makes writes at-least-once: a write the lost leader applied but
-	// did not acknowledge is applied again.
+	// (sent, not yet answered) fail with ErrLeaderLost instead of being sent
+	// again to the next leader; so do the moves of open iterators. An
+	// operation sent an instant before the loss can therefore fail too, even
+	// though the handle had not noticed yet. Operations that were never sent
+	// (issued while the handle had no leader, or meeting a connection
+	// already dead) wait for the next leader. The zero value retries, which
+	// makes writes at-least-once: a write the lost leader applied but did
+	// not acknowledge is applied again.
 	NoRetry bool
 
 	// Sync makes the leader fsync each of this handle's writes before

@@ -18,7 +18,7 @@ import (
 type Snapshot struct {
 	db *DB
 
-	mu       sync.Mutex // guards released and local against Release
+	mu       sync.RWMutex // guards released and local against Release
 	released bool
 	local    *leveldb.Snapshot // when taken as leader
 	conn     *client.Conn      // when taken as follower: the leader's connection
@@ -36,7 +36,7 @@ func (db *DB) GetSnapshot(ctx context.Context) (*Snapshot, error) {
 			}
 			s.local = ls
 		} else {
-			call, err := db.call(ctx, wire.Request{Type: wire.TSnapshot})
+			call, err := db.snapshotCall(ctx)
 			if errors.Is(err, errRunLocally) {
 				continue // this handle became leader meanwhile
 			}
@@ -63,6 +63,27 @@ func (db *DB) GetSnapshot(ctx context.Context) (*Snapshot, error) {
 			return nil, ErrClosed
 		}
 		return s, nil
+	}
+}
+
+// snapshotCall asks the leader for a snapshot. If ctx ends first, the call
+// is not abandoned: a snapshot the leader takes anyway is released as soon
+// as its id arrives, instead of living on the leader until the connection
+// ends.
+func (db *DB) snapshotCall(ctx context.Context) (*client.Call, error) {
+	call := client.NewCall(wire.Request{Type: wire.TSnapshot}, 0)
+	db.dispatch(call)
+	select {
+	case <-call.Done():
+		return call, call.Err
+	case <-ctx.Done():
+		go func() {
+			<-call.Done()
+			if call.Err == nil && call.Code == wire.OK && len(call.Body) == 4 && call.Conn != nil {
+				call.Conn.SendOneWay(&wire.Request{Type: wire.TSnapshotRelease, Snap: binary.BigEndian.Uint32(call.Body)})
+			}
+		}()
+		return nil, ctx.Err()
 	}
 }
 
@@ -98,33 +119,24 @@ func (s *Snapshot) read(ctx context.Context, req wire.Request) (wire.Code, []byt
 	if err := checkSize(req.Key, nil, nil); err != nil {
 		return 0, nil, err
 	}
-	s.mu.Lock()
+	s.mu.RLock()
 	if s.released {
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		return 0, nil, ErrSnapshotReleased
 	}
 	if s.local != nil {
 		code, body := engine.Get(s.local, &req)
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		return code, body, nil
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	req.Snap = s.id
 	call := client.NewCall(req, 0)
 	if s.conn.Send(call) != nil {
 		return 0, nil, ErrSnapshotLost
 	}
-	select {
-	case <-call.Done():
-	case <-ctx.Done():
-		if call.Abandon() {
-			s.conn.Forget(call)
-			return 0, nil, ctx.Err()
-		}
-		<-call.Done()
-	}
-	if call.Err != nil {
-		return 0, nil, call.Err
+	if err := call.Wait(ctx, s.conn); err != nil {
+		return 0, nil, err
 	}
 	return call.Code, call.Body, nil
 }
@@ -160,15 +172,15 @@ func (s *Snapshot) openSource(it *Iterator) error {
 // more than once.
 func (s *Snapshot) Release() {
 	s.mu.Lock()
-	if !s.released {
-		s.released = true
-		if s.local != nil {
-			s.local.Release()
-		} else if s.conn.Err() == nil {
-			s.conn.SendOneWay(&wire.Request{Type: wire.TSnapshotRelease, Snap: s.id})
-		}
+	first := !s.released
+	s.released = true
+	if first && s.local != nil {
+		s.local.Release()
 	}
 	s.mu.Unlock()
+	if first && s.conn != nil && s.conn.Err() == nil {
+		s.conn.SendOneWay(&wire.Request{Type: wire.TSnapshotRelease, Snap: s.id})
+	}
 	s.db.mu.Lock()
 	delete(s.db.snaps, s)
 	s.db.mu.Unlock()

@@ -161,8 +161,9 @@ func (c *Conn) Send(call *Call) error {
 	c.nextID++
 	call.Req.ID = c.nextID
 	c.pending[call.Req.ID] = call
+	req := call.Req // the call may be re-sent elsewhere, with a new ID, once c dies
 	c.mu.Unlock()
-	if err := c.out.Send(func(b []byte) []byte { return wire.AppendRequest(b, &call.Req) }); err != nil {
+	if err := c.out.Send(func(b []byte) []byte { return wire.AppendRequest(b, &req) }); err != nil {
 		c.die(err)
 	}
 	return nil

@@ -57,7 +57,7 @@ type conn struct {
 // direction of its last seek while the follower has credit.
 type iter struct {
 	cur    *engine.Cursor
-	fail   wire.Code // non-OK when it could not be opened
+	fail   wire.Code // non-OK when it could not be opened; cur is then nil
 	gen    uint32    // generation of the last seek; batches carry it
 	credit uint32    // batches the follower is ready to receive
 	at     bool      // the cursor is at an entry not yet sent
@@ -150,7 +150,7 @@ func (c *conn) serve() {
 	}
 	c.applyGroup()
 	c.bg.Wait()
-	c.out.Flush()
+	c.out.Drain()
 	for _, it := range c.iters {
 		if it.cur != nil {
 			it.cur.Release()
@@ -241,7 +241,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		it.at = it.cur.Seek(req.Mode, req.Key)
 		c.pump(id, it)
 	case wire.TIterCredit:
-		if it, ok := c.iters[id]; ok && it.gen == req.Gen {
+		if it, ok := c.iters[id]; ok && it.gen == req.Gen && it.fail == wire.OK {
 			it.credit = min(it.credit+req.Credit, maxCredit)
 			c.pump(id, it)
 		}
@@ -280,18 +280,20 @@ func (c *conn) applyGroup() {
 // returns the code to answer with. A failed iterator stays registered so
 // that its seeks are answered with the failure.
 func (c *conn) openIter(id uint32, req *wire.Request) wire.Code {
-	if old, ok := c.iters[id]; ok && old.cur != nil {
-		old.cur.Release()
+	if old, ok := c.iters[id]; ok {
+		if old.cur != nil {
+			old.cur.Release()
+		}
+		delete(c.iters, id)
 	}
 	if len(c.iters) >= maxOpenIterator {
-		c.iters[id] = &iter{fail: wire.BadRequest}
-		return wire.BadRequest
+		return wire.BadRequest // not registered: its seeks get "no such iterator"
 	}
 	var r engine.Reader = c.h.cfg.DB
 	if req.Snap != 0 {
 		s, ok := c.snaps[req.Snap]
 		if !ok {
-			c.iters[id] = &iter{fail: wire.SnapshotUnknown}
+			c.iters[id] = &iter{fail: wire.SnapshotUnknown, done: true}
 			return wire.SnapshotUnknown
 		}
 		r = s
@@ -303,6 +305,9 @@ func (c *conn) openIter(id uint32, req *wire.Request) wire.Code {
 
 // pump sends batches while the follower has credit and entries remain.
 func (c *conn) pump(id uint32, it *iter) {
+	if it.cur == nil {
+		return // a failed iterator: its failure was sent at its seek
+	}
 	max := c.h.cfg.MaxFrame
 	for it.credit > 0 && !it.done {
 		b, start := wire.AppendIterBatchHeader(c.scratch[:0], id, it.gen, wire.OK, false, "")

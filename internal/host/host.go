@@ -99,13 +99,16 @@ func (h *Host) accept() {
 		}
 		c := newConn(h, nc)
 		h.mu.Lock()
+		h.wg.Add(1)
 		if h.closing {
 			h.mu.Unlock()
-			c.refuse(wire.WelcomeClosing, "leader is closing")
+			go func() {
+				defer h.wg.Done()
+				c.refuse(wire.WelcomeClosing, "leader is closing")
+			}()
 			continue
 		}
 		h.conns[c] = struct{}{}
-		h.wg.Add(1)
 		h.mu.Unlock()
 		go c.serve()
 	}

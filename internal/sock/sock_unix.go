@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"syscall"
 )
 
 // Listen removes a stale socket file from dir and listens there, with the
@@ -35,10 +34,7 @@ func Listen(dir string) (*net.UnixListener, error) {
 
 // Remove deletes the socket file in dir, if any. Only the lock holder calls it.
 func Remove(dir string) error {
-	err := os.Remove(Path(dir))
-	if errors.Is(err, syscall.ENAMETOOLONG) {
-		err = withShortPath(dir, func(path string) error { return os.Remove(path) })
-	}
+	err := os.Remove(Path(dir)) // only binding and dialing have a path limit
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -117,13 +117,14 @@ func (r *Reader) Next(own bool) (t Type, id uint32, body []byte, err error) {
 		}
 		return 0, 0, nil, err
 	}
-	n := int(binary.BigEndian.Uint32(hdr))
-	if n < minFrameLen {
+	n64 := uint64(binary.BigEndian.Uint32(hdr))
+	if n64 < minFrameLen {
 		return 0, 0, nil, ErrFrameTooSmall
 	}
-	if n+4 > r.max {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n+4, r.max)
+	if n64+4 > uint64(r.max) {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64+4, r.max)
 	}
+	n := int(n64)
 	t = Type(hdr[4])
 	id = binary.BigEndian.Uint32(hdr[5:])
 	if !t.Known() {
@@ -159,5 +160,5 @@ func (r *Reader) FrameBuffered() bool {
 		return false
 	}
 	hdr, _ := r.br.Peek(4)
-	return n >= int(binary.BigEndian.Uint32(hdr))+4
+	return uint64(n) >= uint64(binary.BigEndian.Uint32(hdr))+4
 }

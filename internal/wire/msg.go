@@ -34,7 +34,7 @@ type Code uint8
 const (
 	OK              Code = iota
 	NotFound             // key absent
-	Closing              // the leader is shutting down; send again to the next one
+	Closing              // the leader's engine is closed: it is shutting down
 	SnapshotUnknown      // no such snapshot on this connection
 	TooLarge             // the answer would exceed the frame limit
 	BadRequest           // the request was understood but not acceptable

@@ -14,6 +14,7 @@ type Writer struct {
 	w io.Writer
 
 	mu      sync.Mutex // guards the fields below
+	idle    sync.Cond  // signalled when a writer stops writing
 	buf     []byte     // frames waiting to be written
 	spare   []byte     // the previous write's buffer, reused
 	writing bool       // a goroutine is writing
@@ -22,7 +23,11 @@ type Writer struct {
 
 // NewWriter returns a Writer on w. A write error is kept and returned by
 // every later call; the owner should then close the connection.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+func NewWriter(w io.Writer) *Writer {
+	wr := &Writer{w: w}
+	wr.idle.L = &wr.mu
+	return wr
+}
 
 // maxRounds bounds how many writes one caller performs for others before
 // handing the rest to a new goroutine, so a caller is never held hostage by
@@ -70,6 +75,7 @@ func (w *Writer) flushLocked() error {
 	for round := 0; len(w.buf) > 0; round++ {
 		if round == maxRounds {
 			w.writing = false
+			w.idle.Broadcast()
 			w.mu.Unlock()
 			go w.Flush()
 			return nil
@@ -91,9 +97,29 @@ func (w *Writer) flushLocked() error {
 		}
 	}
 	w.writing = false
+	w.idle.Broadcast()
 	err := w.err
 	w.mu.Unlock()
 	return err
+}
+
+// Drain writes whatever is queued and returns once nothing is queued or
+// being written, or the connection has failed: the connection may then be
+// closed without losing a frame.
+func (w *Writer) Drain() error {
+	w.mu.Lock()
+	for {
+		for w.writing && w.err == nil {
+			w.idle.Wait()
+		}
+		if w.err != nil || len(w.buf) == 0 {
+			err := w.err
+			w.mu.Unlock()
+			return err
+		}
+		w.flushLocked() // unlocks
+		w.mu.Lock()
+	}
 }
 
 // Err returns the first write error, if any.
