@@ -244,16 +244,7 @@ func (db *DB) do(ctx context.Context, req wire.Request) (wire.Code, []byte, erro
 func (db *DB) call(ctx context.Context, req wire.Request) (*client.Call, error) {
 	call := client.NewCall(req, 0)
 	db.dispatch(call)
-	select {
-	case <-call.Done():
-	case <-ctx.Done():
-		if call.Abandon() {
-			db.forget(call)
-			return nil, ctx.Err()
-		}
-		<-call.Done()
-	}
-	return call, call.Err
+	return call, call.Wait(ctx, db.forget)
 }
 
 // dispatch hands call to the current leader, or queues it until there is

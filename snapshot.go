@@ -135,7 +135,7 @@ func (s *Snapshot) read(ctx context.Context, req wire.Request) (wire.Code, []byt
 	if s.conn.Send(call) != nil {
 		return 0, nil, ErrSnapshotLost
 	}
-	if err := call.Wait(ctx, s.conn); err != nil {
+	if err := call.Wait(ctx, s.conn.Forget); err != nil {
 		return 0, nil, err
 	}
 	return call.Code, call.Body, nil

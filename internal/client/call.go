@@ -68,16 +68,14 @@ func (c *Call) Fail(err error) bool {
 }
 
 // Wait waits for the call to finish, or for ctx to end, in which case the
-// call is abandoned and dropped from conn (if not nil). It returns the
-// call's transport error or ctx's error.
-func (c *Call) Wait(ctx context.Context, conn *Conn) error {
+// call is abandoned and forget drops it from wherever it waits. It returns
+// the call's transport error or ctx's error.
+func (c *Call) Wait(ctx context.Context, forget func(*Call)) error {
 	select {
 	case <-c.done:
 	case <-ctx.Done():
 		if c.Abandon() {
-			if conn != nil {
-				conn.Forget(c)
-			}
+			forget(c)
 			return ctx.Err()
 		}
 		<-c.done

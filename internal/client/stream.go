@@ -49,7 +49,7 @@ func (c *Conn) NewStream(ctx context.Context, snap uint32, rng wire.Range) (*Str
 	call.Bound = true
 	err := c.Send(call)
 	if err == nil {
-		err = call.Wait(ctx, c)
+		err = call.Wait(ctx, c.Forget)
 	}
 	if err == nil && call.Code != wire.OK {
 		err = &Failure{Code: call.Code, Msg: string(call.Body)}
