@@ -24,7 +24,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,14 +41,7 @@ const rbWait = 10 * time.Second
 // rbLog is a goroutine-safe buffer behind a slog handler, so that a test
 // can assert what the leader logged.
 type rbLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *rbLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
+	cfSafeBuffer
 }
 
 // Len returns how much has been logged so far.
