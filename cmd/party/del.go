@@ -1,6 +1,11 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+
+	"github.com/levelparty/party"
+	"github.com/spf13/cobra"
+)
 
 func newDelCmd(g *globals) *cobra.Command {
 	var cf codecFlags
@@ -17,14 +22,9 @@ func newDelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{sync: sync})
-			if err != nil {
-				return err
-			}
-			defer closeDB(db, &err)
-			ctx, cancel := opContext(cmd, g)
-			defer cancel()
-			return db.Delete(ctx, key)
+			return withDB(cmd, g, args[0], openOpts{sync: sync}, func(ctx context.Context, db *party.DB) error {
+				return db.Delete(ctx, key)
+			})
 		}),
 	}
 	cf.register(cmd.Flags())

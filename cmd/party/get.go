@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 
 	"github.com/levelparty/party"
@@ -28,14 +29,11 @@ newline. Exits with 1 if the key is absent.`,
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{})
-			if err != nil {
+			var v []byte
+			err = withDB(cmd, g, args[0], openOpts{}, func(ctx context.Context, db *party.DB) (err error) {
+				v, err = db.Get(ctx, key)
 				return err
-			}
-			defer closeDB(db, &err)
-			ctx, cancel := opContext(cmd, g)
-			defer cancel()
-			v, err := db.Get(ctx, key)
+			})
 			if errors.Is(err, party.ErrNotFound) {
 				return notFound(f, key)
 			}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
+	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
 )
 
@@ -25,14 +27,11 @@ if not, so that scripts can test it.`,
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{})
-			if err != nil {
+			var ok bool
+			err = withDB(cmd, g, args[0], openOpts{}, func(ctx context.Context, db *party.DB) (err error) {
+				ok, err = db.Has(ctx, key)
 				return err
-			}
-			defer closeDB(db, &err)
-			ctx, cancel := opContext(cmd, g)
-			defer cancel()
-			ok, err := db.Has(ctx, key)
+			})
 			if err != nil {
 				return err
 			}

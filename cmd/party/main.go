@@ -238,6 +238,19 @@ func opContext(cmd *cobra.Command, g *globals) (context.Context, context.CancelF
 	return context.WithTimeout(cmd.Context(), g.timeout)
 }
 
+// withDB opens the database in dir, runs one operation bounded by
+// --timeout, and closes the database, keeping the first error.
+func withDB(cmd *cobra.Command, g *globals, dir string, o openOpts, op func(ctx context.Context, db *party.DB) error) (err error) {
+	db, err := openDB(g, dir, o)
+	if err != nil {
+		return err
+	}
+	defer closeDB(db, &err)
+	ctx, cancel := opContext(cmd, g)
+	defer cancel()
+	return op(ctx, db)
+}
+
 // closeDB closes db and keeps the first error.
 func closeDB(db *party.DB, err *error) {
 	if cerr := db.Close(); cerr != nil && *err == nil {

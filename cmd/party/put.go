@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 
+	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
 )
 
@@ -41,14 +43,9 @@ and newlines around it are ignored then).`,
 			} else if value, err = f.decode("VALUE", args[2]); err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{create: true, sync: sync})
-			if err != nil {
-				return err
-			}
-			defer closeDB(db, &err)
-			ctx, cancel := opContext(cmd, g)
-			defer cancel()
-			return db.Put(ctx, key, value)
+			return withDB(cmd, g, args[0], openOpts{create: true, sync: sync}, func(ctx context.Context, db *party.DB) error {
+				return db.Put(ctx, key, value)
+			})
 		}),
 	}
 	cf.register(cmd.Flags())
