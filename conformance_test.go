@@ -107,18 +107,10 @@ func cfWaitElected(t testing.TB, db *DB) {
 }
 
 // cfQueued returns how many calls db holds while it has no leader.
-func cfQueued(db *DB) int {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return len(db.queue)
-}
+func cfQueued(db *DB) int { return db.node().Queued() }
 
 // cfIssued returns how many calls db has dispatched so far.
-func cfIssued(db *DB) uint64 {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	return db.seq
-}
+func cfIssued(db *DB) uint64 { return db.node().Issued() }
 
 // cfPoll calls cond until it is true; it fails the test with what if that
 // takes longer than cfHang.

@@ -64,9 +64,21 @@
 // leader process dying, even by kill -9. With Options.Sync it is also
 // fsynced, and survives the machine.
 //
+// # Contexts
+//
+// Every method that takes a context returns within that context, plus a
+// small bound, whatever the leader does: a leader that stops reading (a
+// stopped or hung process) makes calls wait, never block past their
+// deadline. A call whose context ends is abandoned: its answer, if one
+// comes, is dropped; an abandoned write may or may not have been applied.
+// The handle works again as soon as the leader answers, or is replaced.
+// An Iterator's moves are bounded by the context given to NewIterator.
+//
 // # Byte slices
 //
-// Get returns a copy that belongs to the caller. Arguments may be reused as
-// soon as a call returns. Iterator keys and values are valid until the
-// iterator moves.
+// Get returns a copy that belongs to the caller. Keys, values, batches and
+// ranges passed to a method are never read once it has returned, whatever
+// its outcome, even when it was abandoned and is being resent to a new
+// leader: they may be reused at once. Iterator keys and values are valid
+// until the iterator moves.
 package party

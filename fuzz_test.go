@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/wire"
 )
 
@@ -29,17 +30,17 @@ func fzRequests() []byte {
 		{Type: wire.TPut, ID: 1, Key: []byte("k"), Value: []byte("v")},
 		{Type: wire.TGet, ID: 2, Key: []byte("k")},
 		{Type: wire.THas, ID: 3, Key: []byte("nope")},
-		{Type: wire.TBatch, ID: 4, Records: b.records},
+		{Type: wire.TBatch, ID: 4, Records: b.b.Records()},
 		{Type: wire.TSnapshot, ID: 5},
 		{Type: wire.TGet, ID: 6, Snap: 1, Key: []byte("k")},
 		{Type: wire.TIterOpen, ID: 11, Iter: 1, Snap: 1},
-		{Type: wire.TIterSeek, ID: 1, Gen: 1, Mode: wire.SeekFirst, Credit: 2},
+		{Type: wire.TIterSeek, ID: 1, Gen: 1, Mode: backend.SeekFirst, Credit: 2},
 		{Type: wire.TIterCredit, ID: 1, Gen: 1, Credit: 1},
-		{Type: wire.TIterSeek, ID: 1, Gen: 2, Mode: wire.SeekBefore, Credit: 1, Key: []byte("z")},
+		{Type: wire.TIterSeek, ID: 1, Gen: 2, Mode: backend.SeekBefore, Credit: 1, Key: []byte("z")},
 		{Type: wire.TIterClose, ID: 1},
 		{Type: wire.TSnapshotRelease, ID: 12, Snap: 1},
 		{Type: wire.TDelete, ID: 8, Flags: wire.FlagSync, Key: []byte("k")},
-		{Type: wire.TDeleteRange, ID: 9, Range: wire.Range{Start: []byte("b"), Limit: []byte("c")}},
+		{Type: wire.TDeleteRange, ID: 9, Range: backend.Range{Start: []byte("b"), Limit: []byte("c")}},
 		{Type: wire.TStatus, ID: 10},
 	}
 	var out []byte

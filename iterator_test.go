@@ -220,10 +220,7 @@ func itxFollowing(t *testing.T, f *DB) {
 	t.Helper()
 	deadline := time.Now().Add(itxWait)
 	for {
-		f.mu.Lock()
-		ok := f.role == roleFollower && f.conn != nil && f.conn.Err() == nil
-		f.mu.Unlock()
-		if ok {
+		if f.following() {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -1,6 +1,6 @@
 package party
 
-import "github.com/levelparty/party/internal/wire"
+import "github.com/levelparty/party/internal/backend"
 
 // Range is a range of keys: Start inclusive, Limit exclusive. A nil Start
 // begins at the first key; a nil Limit runs to the last. A nil *Range is
@@ -23,9 +23,9 @@ func BytesPrefix(prefix []byte) *Range {
 	return &Range{Start: append([]byte{}, prefix...), Limit: limit}
 }
 
-func (r *Range) wire() wire.Range {
+func (r *Range) backend() backend.Range {
 	if r == nil {
-		return wire.Range{}
+		return backend.Range{}
 	}
-	return wire.Range{Start: r.Start, Limit: r.Limit}
+	return backend.Range{Start: r.Start, Limit: r.Limit}
 }

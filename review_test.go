@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/wire"
 )
 
@@ -26,7 +27,7 @@ func TestRobustFailedIteratorCredit(t *testing.T) {
 	msg := rbHello()
 	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterOpen, ID: 1, Iter: 7, Snap: 99})
 	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterCredit, ID: 7, Gen: 0, Credit: 1})
-	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterSeek, ID: 7, Gen: 1, Mode: wire.SeekFirst, Credit: 4})
+	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterSeek, ID: 7, Gen: 1, Mode: backend.SeekFirst, Credit: 4})
 	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterCredit, ID: 7, Gen: 1, Credit: 1})
 	msg = wire.AppendRequest(msg, &wire.Request{Type: wire.TIterCredit, ID: 8, Gen: 0, Credit: 1}) // never opened
 	if _, err := c.Write(msg); err != nil {
@@ -43,7 +44,7 @@ func TestRobustFailedIteratorCredit(t *testing.T) {
 	if err != nil || w.Status != wire.WelcomeOK {
 		t.Fatalf("welcome: %+v, %v", w, err)
 	}
-	r := wire.NewReader(bufio.NewReader(c), 0)
+	r := wire.NewReader(bufio.NewReader(c))
 	var sawOpen, sawEnd, sawStatus bool
 	for !(sawOpen && sawEnd && sawStatus) {
 		typ, id, body, err := r.Next(true)

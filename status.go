@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"time"
-
-	"github.com/levelparty/party/internal/wire"
 )
 
 // Status describes the leader serving a database.
@@ -20,32 +18,19 @@ type Status struct {
 
 // Status asks the current leader about itself.
 func (db *DB) Status(ctx context.Context) (Status, error) {
-	var ws wire.Status
-	isLeader := false
-	if l := db.local.Load(); l != nil {
-		ws = l.host.Status()
-		isLeader = true
-	} else {
-		call, err := db.call(ctx, wire.Request{Type: wire.TStatus})
-		if err == errRunLocally {
-			return db.Status(ctx)
-		}
-		if err != nil {
-			return Status{}, err
-		}
-		if err := errOf(call.Code, call.Body); err != nil {
-			return Status{}, err
-		}
-		if ws, err = wire.DecodeStatus(call.Body); err != nil {
-			return Status{}, err
-		}
+	if err := ctx.Err(); err != nil {
+		return Status{}, err
+	}
+	s, err := db.b.Status(ctx)
+	if err != nil {
+		return Status{}, err
 	}
 	return Status{
-		IsLeader:  isLeader,
-		PID:       int(ws.PID),
-		LeaderID:  hex.EncodeToString(ws.LeaderID[:]),
-		Since:     ws.Since,
-		Followers: int(ws.Followers),
-		DiskSize:  ws.DiskSize,
+		IsLeader:  s.IsLeader,
+		PID:       s.PID,
+		LeaderID:  hex.EncodeToString(s.LeaderID[:]),
+		Since:     s.Since,
+		Followers: s.Followers,
+		DiskSize:  s.DiskSize,
 	}, nil
 }

@@ -1,9 +1,21 @@
+// Package client is the follower's side of a connection to the leader: a
+// pipelined client that any number of goroutines share. A call is
+// registered under a request id before its frame is handed to the
+// connection's writer; the one reader goroutine finishes calls by id; when
+// the connection dies, the calls still unanswered are handed back in one
+// piece (TakePending) so that their owner retries or fails them in one
+// place. Iterator streams are multiplexed on the same connection with
+// credit-based flow control.
+//
+// Codes become errors here, through wire.Code.Err, and nowhere else on the
+// follower's side.
 package client
 
 import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/sock"
 	"github.com/levelparty/party/internal/wire"
 )
@@ -37,14 +50,13 @@ const handshakeTimeout = 5 * time.Second
 
 // Conn is a follower's connection to its leader.
 type Conn struct {
-	nc       *net.UnixConn
-	out      *wire.Writer
-	welcome  wire.Welcome
-	maxFrame int
-	log      *slog.Logger
+	nc      *net.UnixConn
+	out     *wire.Writer
+	welcome wire.Welcome
+	log     *slog.Logger
 
 	mu       sync.Mutex // guards the fields below
-	pending  map[uint32]*Call
+	pending  map[uint32]*call.Call
 	streams  map[uint32]*Stream
 	nextID   uint32
 	nextIter uint32
@@ -55,7 +67,7 @@ type Conn struct {
 }
 
 // Dial connects to the leader serving dir and completes the handshake.
-func Dial(ctx context.Context, dir string, flags uint8, maxFrame int, log *slog.Logger) (*Conn, error) {
+func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn, error) {
 	nc, err := sock.Dial(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -92,21 +104,17 @@ func Dial(ctx context.Context, dir string, flags uint8, maxFrame int, log *slog.
 		return nil, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
-	if maxFrame <= 0 {
-		maxFrame = wire.DefaultMaxFrame
-	}
 	c := &Conn{
 		nc:         nc,
 		out:        wire.NewWriter(nc),
 		welcome:    w,
-		maxFrame:   maxFrame,
 		log:        log,
-		pending:    make(map[uint32]*Call),
+		pending:    make(map[uint32]*call.Call),
 		streams:    make(map[uint32]*Stream),
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
-	go c.read(wire.NewReader(br, maxFrame))
+	go c.read(wire.NewReader(br))
 	return c, nil
 }
 
@@ -116,16 +124,6 @@ func (c *Conn) Welcome() wire.Welcome { return c.welcome }
 // Dead is closed when the connection has ended.
 func (c *Conn) Dead() <-chan struct{} { return c.dead }
 
-// isDead reports whether the connection has ended, without locking.
-func (c *Conn) isDead() bool {
-	select {
-	case <-c.dead:
-		return true
-	default:
-		return false
-	}
-}
-
 // Err returns why the connection ended, or nil while it lives.
 func (c *Conn) Err() error {
 	c.mu.Lock()
@@ -133,10 +131,11 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// Close ends the connection and waits for its reader to stop.
+// Close ends the connection and waits for its reader and writer to stop.
 func (c *Conn) Close() {
 	c.die(net.ErrClosed)
 	<-c.readerDone
+	c.out.Wait()
 }
 
 func (c *Conn) die(err error) {
@@ -146,48 +145,99 @@ func (c *Conn) die(err error) {
 		close(c.dead)
 	}
 	c.mu.Unlock()
+	c.out.Close()
 	c.nc.Close()
 }
 
-// Send registers call and writes its request. It fails with ErrConnLost,
-// without registering, if the connection has ended. A call registered here
-// is later either completed by a response or returned by TakePending.
-func (c *Conn) Send(call *Call) error {
+// Send registers cl and hands its request to the writer. It fails with
+// ErrConnLost, without registering cl, if the connection has ended;
+// otherwise cl is later either finished (by a response, or by its caller)
+// or handed back by TakePending. It waits for room in the writer's buffer
+// until ctx ends, and then returns ctx's error with cl still registered,
+// for the caller to abandon. The request is encoded before Send returns:
+// cl's slices are not read afterwards.
+func (c *Conn) Send(ctx context.Context, cl *call.Call) error {
+	req := request(cl) // before cl is registered: others may Own it from then on
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
 		return ErrConnLost
 	}
 	c.nextID++
-	call.Req.ID = c.nextID
-	c.pending[call.Req.ID] = call
-	req := call.Req // the call may be re-sent elsewhere, with a new ID, once c dies
+	req.ID = c.nextID
+	cl.ID.Store(req.ID)
+	c.pending[req.ID] = cl
 	c.mu.Unlock()
-	if err := c.out.Send(func(b []byte) []byte { return wire.AppendRequest(b, &req) }); err != nil {
-		c.die(err)
+	err := c.out.Send(ctx, func(b []byte) []byte { return wire.AppendRequest(b, &req) })
+	if err != nil && ctx.Err() == nil {
+		// The writer failed: the connection is dead, and TakePending will
+		// hand cl back.
+		c.die(fmt.Errorf("%w: %v", ErrConnLost, err))
+		return nil
 	}
-	return nil
+	return err
+}
+
+// Do sends cl on this connection and waits for its outcome, or abandons
+// it when ctx ends. It is for bound calls, which go nowhere else.
+func (c *Conn) Do(ctx context.Context, cl *call.Call) error {
+	if err := c.Send(ctx, cl); err != nil {
+		if cl.Abandon() {
+			c.Forget(cl)
+		}
+		return err
+	}
+	return cl.Wait(ctx, c.Forget)
+}
+
+// request returns the wire request of a call.
+func request(cl *call.Call) wire.Request {
+	req := wire.Request{Key: cl.Key, Value: cl.Value, Range: cl.Range, Snap: cl.Snap, Iter: cl.Iter}
+	if cl.Sync {
+		req.Flags |= wire.FlagSync
+	}
+	switch cl.Kind {
+	case call.Get:
+		req.Type, req.Value = wire.TGet, nil
+	case call.Has:
+		req.Type = wire.THas
+	case call.Put:
+		req.Type = wire.TPut
+	case call.Delete:
+		req.Type = wire.TDelete
+	case call.Write:
+		req.Type, req.Records = wire.TBatch, cl.Batch.Records()
+	case call.DeleteRange:
+		req.Type = wire.TDeleteRange
+	case call.Snapshot:
+		req.Type = wire.TSnapshot
+	case call.Status:
+		req.Type = wire.TStatus
+	case call.IterOpen:
+		req.Type = wire.TIterOpen
+	}
+	return req
 }
 
 // Forget drops an abandoned call so that its response, if any, is ignored.
-func (c *Conn) Forget(call *Call) {
+func (c *Conn) Forget(cl *call.Call) {
 	c.mu.Lock()
-	if c.pending[call.Req.ID] == call {
-		delete(c.pending, call.Req.ID)
+	if id := cl.ID.Load(); c.pending[id] == cl {
+		delete(c.pending, id)
 	}
 	c.mu.Unlock()
 }
 
 // TakePending returns, once the connection is dead, the live calls it
 // never answered, in issue order. Later calls return nothing.
-func (c *Conn) TakePending() []*Call {
+func (c *Conn) TakePending() []*call.Call {
 	<-c.dead
 	<-c.readerDone
 	c.mu.Lock()
-	calls := make([]*Call, 0, len(c.pending))
-	for _, call := range c.pending {
-		if call.Live() {
-			calls = append(calls, call)
+	calls := make([]*call.Call, 0, len(c.pending))
+	for _, cl := range c.pending {
+		if cl.Live() {
+			calls = append(calls, cl)
 		}
 	}
 	clear(c.pending)
@@ -197,23 +247,25 @@ func (c *Conn) TakePending() []*Call {
 }
 
 // SortBySeq sorts calls in issue order.
-func SortBySeq(calls []*Call) {
-	slices.SortFunc(calls, func(a, b *Call) int { return cmp.Compare(a.Seq, b.Seq) })
+func SortBySeq(calls []*call.Call) {
+	slices.SortFunc(calls, func(a, b *call.Call) int { return cmp.Compare(a.Seq, b.Seq) })
 }
 
-// SendOneWay writes a request that is not answered.
-func (c *Conn) SendOneWay(req *wire.Request) error { return c.send(req) }
+// ReleaseSnapshot tells the leader that snapshot id is no longer used. It
+// never blocks.
+func (c *Conn) ReleaseSnapshot(id uint32) {
+	c.post(&wire.Request{Type: wire.TSnapshotRelease, Snap: id})
+}
 
-// send writes a frame that expects no response.
-func (c *Conn) send(req *wire.Request) error {
-	if err := c.out.Send(func(b []byte) []byte { return wire.AppendRequest(b, req) }); err != nil {
-		c.die(err)
-		return ErrConnLost
+// post writes a small frame that expects no response without waiting for
+// room in the writer's buffer.
+func (c *Conn) post(req *wire.Request) {
+	if err := c.out.Post(func(b []byte) []byte { return wire.AppendRequest(b, req) }); err != nil {
+		c.die(fmt.Errorf("%w: %v", ErrConnLost, err))
 	}
-	return nil
 }
 
-// read is the connection's only reader: it completes calls and feeds
+// read is the connection's only reader: it finishes calls and feeds
 // streams until the connection ends.
 func (c *Conn) read(r *wire.Reader) {
 	defer close(c.readerDone)
@@ -243,12 +295,18 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 			return err
 		}
 		c.mu.Lock()
-		call := c.pending[id]
+		cl := c.pending[id]
+		c.mu.Unlock()
+		if cl == nil {
+			return nil // abandoned by its caller
+		}
+		if err := check(cl.Kind, code, payload); err != nil {
+			return err // cl stays pending: TakePending hands it back
+		}
+		c.mu.Lock()
 		delete(c.pending, id)
 		c.mu.Unlock()
-		if call != nil {
-			call.Complete(code, payload, c)
-		}
+		c.finish(cl, code, payload)
 	case wire.TIterBatch:
 		b := &wire.IterBatch{}
 		if err := wire.DecodeIterBatch(body, b); err != nil {
@@ -264,4 +322,49 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 		return fmt.Errorf("unexpected %v from the leader", t)
 	}
 	return nil
+}
+
+// check validates the payload of a successful response for a call of
+// kind k.
+func check(k call.Kind, code wire.Code, payload []byte) error {
+	if code != wire.OK {
+		return nil
+	}
+	var want int
+	switch k {
+	case call.Has:
+		want = 1
+	case call.Snapshot:
+		want = 4
+	case call.Status:
+		_, err := wire.DecodeStatus(payload)
+		return err
+	default:
+		return nil
+	}
+	if len(payload) != want {
+		return fmt.Errorf("%w: answer of %d bytes, want %d", wire.ErrMalformed, len(payload), want)
+	}
+	return nil
+}
+
+// finish gives cl the outcome of its response, checked by check.
+func (c *Conn) finish(cl *call.Call, code wire.Code, payload []byte) {
+	if code != wire.OK {
+		cl.Fail(code.Err(payload))
+		return
+	}
+	cl.Finish(func(cl *call.Call) {
+		cl.Conn = c
+		switch cl.Kind {
+		case call.Get:
+			cl.Value = payload
+		case call.Has:
+			cl.Found = payload[0] == 1
+		case call.Snapshot:
+			cl.SnapID = binary.BigEndian.Uint32(payload)
+		case call.Status:
+			cl.Status, _ = wire.DecodeStatus(payload)
+		}
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 
+	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/wire"
 )
 
@@ -15,7 +17,8 @@ const window = 4
 // Stream is a follower iterator on the leader. Seek positions it and
 // starts a new generation; Next returns the entries that follow in the
 // seek's direction. Batches of older generations are dropped on arrival.
-// A Stream is used by one goroutine at a time.
+// A Stream is used by one goroutine at a time, but Close may be called
+// from any goroutine.
 type Stream struct {
 	c  *Conn
 	id uint32
@@ -28,14 +31,14 @@ type Stream struct {
 	// Used by the consuming goroutine only.
 	cur      [][2][]byte // entries of the batch being consumed
 	ended    bool        // the batch being consumed is the generation's last
-	fail     *wire.IterBatch
-	consumed uint32 // batches consumed since credit was last granted
+	fail     error       // the failure that ended the generation
+	consumed uint32      // batches consumed since credit was last granted
 }
 
 // NewStream opens an iterator over rng on the leader, on snapshot snap
-// (0: a view of the data taken now), and returns once the leader has
-// taken the view. A failure reported by the leader is a *Failure.
-func (c *Conn) NewStream(ctx context.Context, snap uint32, rng wire.Range) (*Stream, error) {
+// (0: a view of the data taken now), and returns once the leader has taken
+// the view. It fails with ErrConnLost if the connection dies first.
+func (c *Conn) NewStream(ctx context.Context, snap uint32, rng backend.Range) (*Stream, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
@@ -45,24 +48,14 @@ func (c *Conn) NewStream(ctx context.Context, snap uint32, rng wire.Range) (*Str
 	s := &Stream{c: c, id: c.nextIter, wake: make(chan struct{}, 1)}
 	c.streams[s.id] = s
 	c.mu.Unlock()
-	call := NewCall(wire.Request{Type: wire.TIterOpen, Iter: s.id, Snap: snap, Range: rng}, 0)
-	call.Bound = true
-	err := c.Send(call)
-	if err == nil {
-		err = call.Wait(ctx, c.Forget)
-	}
-	if err == nil && call.Code != wire.OK {
-		err = &Failure{Code: call.Code, Msg: string(call.Body)}
-	}
-	if err != nil {
+	cl := call.New(call.IterOpen)
+	cl.Iter, cl.Snap, cl.Range, cl.Bound = s.id, snap, rng, true
+	if err := c.Do(ctx, cl); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
-
-// Conn returns the connection the stream lives on.
-func (s *Stream) Conn() *Conn { return s.c }
 
 func (s *Stream) deliver(b *wire.IterBatch) {
 	s.mu.Lock()
@@ -77,36 +70,34 @@ func (s *Stream) deliver(b *wire.IterBatch) {
 }
 
 // Seek positions the stream and returns its first entry. ok is false at
-// the end of the range. Code and message of a failure reported by the
-// leader come back as a *Failure.
-func (s *Stream) Seek(ctx context.Context, mode wire.SeekMode, key []byte) (k, v []byte, ok bool, err error) {
+// the end of the range. key is read before Seek returns.
+func (s *Stream) Seek(ctx context.Context, mode backend.SeekMode, key []byte) (k, v []byte, ok bool, err error) {
 	s.mu.Lock()
 	s.gen++
 	gen := s.gen
 	s.queue = nil
 	s.mu.Unlock()
 	s.cur, s.ended, s.fail, s.consumed = nil, false, nil, 0
-	if err := s.c.send(&wire.Request{Type: wire.TIterSeek, ID: s.id, Gen: gen, Mode: mode, Credit: window, Key: key}); err != nil {
-		return nil, nil, false, err
+	req := wire.Request{Type: wire.TIterSeek, ID: s.id, Gen: gen, Mode: mode, Credit: window, Key: key}
+	if err := s.c.out.Send(ctx, func(b []byte) []byte { return wire.AppendRequest(b, &req) }); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, false, err
+		}
+		s.c.die(err)
+		return nil, nil, false, ErrConnLost
 	}
 	return s.Next(ctx)
 }
 
-// Failure is an iterator failure reported by the leader.
-type Failure struct {
-	Code wire.Code
-	Msg  string
-}
-
-func (f *Failure) Error() string { return f.Msg }
-
 // Next returns the next entry in the direction of the last seek.
 func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 	for {
-		if s.c.isDead() {
+		select {
+		case <-s.c.dead:
 			// Entries received but not returned are dropped: the iterator
 			// resumes after the last key it returned, on the next leader.
 			return nil, nil, false, ErrConnLost
+		default:
 		}
 		if len(s.cur) > 0 {
 			e := s.cur[0]
@@ -114,7 +105,7 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 			return e[0], e[1], true, nil
 		}
 		if s.fail != nil {
-			return nil, nil, false, &Failure{Code: s.fail.Code, Msg: s.fail.Msg}
+			return nil, nil, false, s.fail
 		}
 		if s.ended {
 			return nil, nil, false, nil
@@ -130,16 +121,14 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 		s.mu.Unlock()
 		if b != nil {
 			if b.Code != wire.OK {
-				s.fail = b
+				s.fail = b.Code.Err([]byte(b.Msg))
 				continue
 			}
 			s.cur, s.ended = b.Entries, b.EOF
 			if !b.EOF {
 				s.consumed++
 				if s.consumed >= window/2 {
-					if err := s.c.send(&wire.Request{Type: wire.TIterCredit, ID: s.id, Gen: gen, Credit: s.consumed}); err != nil {
-						return nil, nil, false, err
-					}
+					s.c.post(&wire.Request{Type: wire.TIterCredit, ID: s.id, Gen: gen, Credit: s.consumed})
 					s.consumed = 0
 				}
 			}
@@ -154,13 +143,14 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 	}
 }
 
-// Close releases the iterator on the leader.
+// Close releases the iterator on the leader. It never blocks.
 func (s *Stream) Close() {
 	s.c.mu.Lock()
+	_, open := s.c.streams[s.id]
 	delete(s.c.streams, s.id)
 	dead := s.c.err != nil
 	s.c.mu.Unlock()
-	if !dead {
-		s.c.send(&wire.Request{Type: wire.TIterClose, ID: s.id})
+	if open && !dead {
+		s.c.post(&wire.Request{Type: wire.TIterClose, ID: s.id})
 	}
 }

@@ -1,184 +1,219 @@
-// Package engine runs party's requests on goleveldb. The leader uses it for
-// its own operations and for those its followers send, so both paths share
-// one meaning for every request.
+// Package engine is the one executor of party's operations on goleveldb.
+// The leader runs its own calls on it directly, and the host runs its
+// followers' requests on it, so an operation means the same thing
+// whichever way it came. It speaks Go values and the errors of package
+// backend; wire codes exist only at the socket's edge.
 package engine
 
 import (
-	"bytes"
+	"context"
 	"errors"
 
-	"github.com/levelparty/party/internal/wire"
+	"github.com/levelparty/party/internal/backend"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// Reader is what reads run against: the database or one of its snapshots.
-type Reader interface {
-	Get(key []byte, ro *opt.ReadOptions) ([]byte, error)
-	Has(key []byte, ro *opt.ReadOptions) (bool, error)
-	NewIterator(r *util.Range, ro *opt.ReadOptions) iterator.Iterator
+// Engine is an open goleveldb database.
+type Engine struct {
+	db *leveldb.DB
 }
 
-var (
-	_ Reader = (*leveldb.DB)(nil)
-	_ Reader = (*leveldb.Snapshot)(nil)
-)
-
-// Code maps an engine error to a response code and, for unexpected errors,
-// the message to carry.
-func Code(err error) (wire.Code, []byte) {
-	switch {
-	case err == nil:
-		return wire.OK, nil
-	case errors.Is(err, leveldb.ErrNotFound):
-		return wire.NotFound, nil
-	case errors.Is(err, leveldb.ErrClosed):
-		return wire.Closing, nil
-	default:
-		return wire.EngineError, []byte(err.Error())
-	}
-}
-
-var (
-	yes = []byte{1}
-	no  = []byte{0}
-)
-
-// Get answers a TGet or THas request from r: the value, or for THas a
-// one-byte boolean.
-func Get(r Reader, req *wire.Request) (wire.Code, []byte) {
-	if req.Type == wire.THas {
-		ok, err := r.Has(req.Key, nil)
-		if err != nil {
-			return Code(err)
-		}
-		if ok {
-			return wire.OK, yes
-		}
-		return wire.OK, no
-	}
-	v, err := r.Get(req.Key, nil)
+// Open opens or creates the database in dir. Its error is goleveldb's,
+// unwrapped, so that the caller can tell a held lock from other failures.
+func Open(dir string, o *opt.Options) (*Engine, error) {
+	db, err := leveldb.OpenFile(dir, o)
 	if err != nil {
-		return Code(err)
+		return nil, err
 	}
-	return wire.OK, v
+	return &Engine{db: db}, nil
 }
 
-// AddWrite adds a TPut, TDelete or TBatch request to b. The request must
-// have been decoded by wire.DecodeRequest, which validated its records.
-func AddWrite(b *leveldb.Batch, req *wire.Request) {
-	switch req.Type {
-	case wire.TPut:
-		b.Put(req.Key, req.Value)
-	case wire.TDelete:
-		b.Delete(req.Key)
-	case wire.TBatch:
-		wire.ForEachRecord(req.Records, func(put bool, k, v []byte) {
-			if put {
-				b.Put(k, v)
-			} else {
-				b.Delete(k)
-			}
-		})
-	}
+// Close closes the database.
+func (e *Engine) Close() error { return e.db.Close() }
+
+// Reader is what reads run on: the engine or one of its snapshots.
+type Reader interface {
+	Get(key []byte) ([]byte, error)
+	Has(key []byte) (bool, error)
+	NewCursor(r backend.Range) *Cursor
+}
+
+var (
+	_ Reader = (*Engine)(nil)
+	_ Reader = (*Snapshot)(nil)
+)
+
+// Get returns the value of key, which belongs to the caller, or
+// backend.ErrNotFound.
+func (e *Engine) Get(key []byte) ([]byte, error) { return get(e.db, key) }
+
+// Has reports whether key is present.
+func (e *Engine) Has(key []byte) (bool, error) { return has(e.db, key) }
+
+// NewCursor returns a cursor over r with a view of the data taken now.
+func (e *Engine) NewCursor(r backend.Range) *Cursor { return newCursor(e.db, r) }
+
+// Put sets key to value; sync makes it fsync first.
+func (e *Engine) Put(key, value []byte, sync bool) error {
+	return wrap(e.db.Put(key, value, writeOptions(sync)))
+}
+
+// Delete removes key.
+func (e *Engine) Delete(key []byte, sync bool) error {
+	return wrap(e.db.Delete(key, writeOptions(sync)))
+}
+
+// Write applies b atomically.
+func (e *Engine) Write(b *backend.Batch, sync bool) error {
+	var g Group
+	g.AddBatch(b.Records())
+	return e.Apply(&g, sync)
 }
 
 // deleteRangeChunk bounds the keys deleted by one write of DeleteRange.
 const deleteRangeChunk = 1024
 
 // DeleteRange deletes every key in r, in writes of at most
-// deleteRangeChunk keys. It is not atomic: a failure part way leaves the
-// keys before it deleted.
-func DeleteRange(db *leveldb.DB, r wire.Range, wo *opt.WriteOptions) error {
-	it := db.NewIterator(UtilRange(r), nil)
+// deleteRangeChunk keys, and stops between two writes when ctx ends. It is
+// not atomic: a failure part way leaves the keys before it deleted.
+func (e *Engine) DeleteRange(ctx context.Context, r backend.Range, sync bool) error {
+	it := e.db.NewIterator(utilRange(r), nil)
 	defer it.Release()
+	wo := writeOptions(sync)
 	var b leveldb.Batch
 	for it.Next() {
 		b.Delete(it.Key())
 		if b.Len() >= deleteRangeChunk {
-			if err := db.Write(&b, wo); err != nil {
-				return err
+			if err := e.db.Write(&b, wo); err != nil {
+				return wrap(err)
 			}
 			b.Reset()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := it.Error(); err != nil {
-		return err
+		return wrap(err)
 	}
 	if b.Len() > 0 {
-		return db.Write(&b, wo)
+		return wrap(e.db.Write(&b, wo))
 	}
 	return nil
 }
 
-// UtilRange converts a wire range to goleveldb's, nil when unbounded.
-func UtilRange(r wire.Range) *util.Range {
+// Group gathers writes to apply as one atomic goleveldb batch: the host
+// gathers the writes that arrive together from a follower.
+type Group struct {
+	b leveldb.Batch
+}
+
+// AddPut adds a put.
+func (g *Group) AddPut(key, value []byte) { g.b.Put(key, value) }
+
+// AddDelete adds a delete.
+func (g *Group) AddDelete(key []byte) { g.b.Delete(key) }
+
+// AddBatch adds encoded batch records, which must be valid (see
+// backend.ForEachRecord).
+func (g *Group) AddBatch(records []byte) {
+	backend.ForEachRecord(records, func(put bool, k, v []byte) {
+		if put {
+			g.b.Put(k, v)
+		} else {
+			g.b.Delete(k)
+		}
+	})
+}
+
+// Size returns the bytes gathered so far.
+func (g *Group) Size() int { return len(g.b.Dump()) }
+
+// Apply writes what g gathered as one atomic batch and empties g.
+func (e *Engine) Apply(g *Group, sync bool) error {
+	err := e.db.Write(&g.b, writeOptions(sync))
+	g.b.Reset()
+	return wrap(err)
+}
+
+// Snapshot is a frozen view of the engine.
+type Snapshot struct {
+	s *leveldb.Snapshot
+}
+
+// Snapshot takes a snapshot of the data as it is now.
+func (e *Engine) Snapshot() (*Snapshot, error) {
+	s, err := e.db.GetSnapshot()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return &Snapshot{s: s}, nil
+}
+
+// Get returns the value of key in the snapshot, or backend.ErrNotFound.
+func (s *Snapshot) Get(key []byte) ([]byte, error) { return get(s.s, key) }
+
+// Has reports whether key is present in the snapshot.
+func (s *Snapshot) Has(key []byte) (bool, error) { return has(s.s, key) }
+
+// NewCursor returns a cursor over r in the snapshot.
+func (s *Snapshot) NewCursor(r backend.Range) *Cursor { return newCursor(s.s, r) }
+
+// Release frees the snapshot.
+func (s *Snapshot) Release() { s.s.Release() }
+
+// leveldbReader is what goleveldb's database and snapshots share.
+type leveldbReader interface {
+	Get(key []byte, ro *opt.ReadOptions) ([]byte, error)
+	Has(key []byte, ro *opt.ReadOptions) (bool, error)
+	NewIterator(r *util.Range, ro *opt.ReadOptions) iterator.Iterator
+}
+
+func get(r leveldbReader, key []byte) ([]byte, error) {
+	v, err := r.Get(key, nil)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return v, nil
+}
+
+func has(r leveldbReader, key []byte) (bool, error) {
+	ok, err := r.Has(key, nil)
+	return ok, wrap(err)
+}
+
+var syncWrite = &opt.WriteOptions{Sync: true}
+
+func writeOptions(sync bool) *opt.WriteOptions {
+	if sync {
+		return syncWrite
+	}
+	return nil
+}
+
+// wrap turns goleveldb's errors into backend's: a missing key and a closed
+// database are the sentinels callers test for; anything else is the
+// engine's failure, kept whole inside a LeaderError.
+func wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, leveldb.ErrNotFound):
+		return backend.ErrNotFound
+	case errors.Is(err, leveldb.ErrClosed), errors.Is(err, leveldb.ErrSnapshotReleased), errors.Is(err, leveldb.ErrIterReleased):
+		return backend.ErrClosed
+	default:
+		return &backend.LeaderError{Msg: err.Error(), Err: err}
+	}
+}
+
+// utilRange converts a range to goleveldb's, nil when unbounded.
+func utilRange(r backend.Range) *util.Range {
 	if r.Start == nil && r.Limit == nil {
 		return nil
 	}
 	return &util.Range{Start: r.Start, Limit: r.Limit}
 }
-
-// Cursor positions a goleveldb iterator by party's seek modes and steps it
-// in the mode's direction.
-type Cursor struct {
-	it       iterator.Iterator
-	backward bool
-}
-
-// NewCursor returns a cursor over r's keys in rng. The iterator reads a
-// consistent view taken now.
-func NewCursor(r Reader, rng wire.Range) *Cursor {
-	return &Cursor{it: r.NewIterator(UtilRange(rng), nil)}
-}
-
-// Seek positions the cursor as mode says and reports whether it is at an
-// entry.
-func (c *Cursor) Seek(mode wire.SeekMode, key []byte) bool {
-	it := c.it
-	c.backward = mode.Backward()
-	switch mode {
-	case wire.SeekFirst:
-		return it.First()
-	case wire.SeekLast:
-		return it.Last()
-	case wire.SeekGE:
-		return it.Seek(key)
-	case wire.SeekAfter:
-		if it.Seek(key) && bytes.Equal(it.Key(), key) {
-			return it.Next()
-		}
-		return it.Valid()
-	case wire.SeekBefore:
-		if it.Seek(key) {
-			return it.Prev()
-		}
-		if it.Error() != nil {
-			return false
-		}
-		return it.Last()
-	}
-	return false
-}
-
-// Step moves one entry in the direction of the last Seek.
-func (c *Cursor) Step() bool {
-	if c.backward {
-		return c.it.Prev()
-	}
-	return c.it.Next()
-}
-
-// Key returns the current key, valid until the next move.
-func (c *Cursor) Key() []byte { return c.it.Key() }
-
-// Value returns the current value, valid until the next move.
-func (c *Cursor) Value() []byte { return c.it.Value() }
-
-// Error returns the iterator's error, if any.
-func (c *Cursor) Error() error { return c.it.Error() }
-
-// Release frees the iterator.
-func (c *Cursor) Release() { c.it.Release() }

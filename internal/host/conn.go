@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/wire"
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // Limits on gathered writes and on iterator batches.
@@ -30,22 +30,25 @@ const (
 
 // conn is one follower's connection. Apart from stop, its methods run on
 // the connection's own goroutine, except DeleteRange workers, which only
-// send their response.
+// send their response. Responses go to the connection's writer goroutine,
+// so serving never waits on a write, only for room in the writer's buffer
+// when the follower does not read.
 type conn struct {
 	h   *Host
+	eng *engine.Engine
 	nc  *net.UnixConn
 	out *wire.Writer
 	log *slog.Logger
 
 	stopping atomic.Bool
 
-	snaps    map[uint32]*leveldb.Snapshot
+	snaps    map[uint32]*engine.Snapshot
 	nextSnap uint32
 	iters    map[uint32]*iter
 
-	group     leveldb.Batch // writes gathered from the current burst
-	groupAcks []uint32      // their request ids
-	groupSync bool          // one of them asked for fsync
+	group     engine.Group // writes gathered from the current burst
+	groupAcks []uint32     // their request ids
+	groupSync bool         // one of them asked for fsync
 
 	bg      sync.WaitGroup // DeleteRange workers
 	bgSlots chan struct{}  // bounds the DeleteRange workers
@@ -57,21 +60,21 @@ type conn struct {
 // direction of its last seek while the follower has credit.
 type iter struct {
 	cur    *engine.Cursor
-	fail   wire.Code // non-OK when it could not be opened; cur is then nil
-	gen    uint32    // generation of the last seek; batches carry it
-	credit uint32    // batches the follower is ready to receive
-	at     bool      // the cursor is at an entry not yet sent
-	done   bool      // the end (or a failure) was sent for this generation
-	limit  int       // entries in the next batch
+	fail   error  // why it could not be opened; cur is then nil
+	gen    uint32 // generation of the last seek; batches carry it
+	credit uint32 // batches the follower is ready to receive
+	at     bool   // the cursor is at an entry not yet sent
+	done   bool   // the end (or a failure) was sent for this generation
+	limit  int    // entries in the next batch
 }
 
 func newConn(h *Host, nc *net.UnixConn) *conn {
 	return &conn{
 		h:       h,
+		eng:     h.cfg.Engine,
 		nc:      nc,
-		out:     wire.NewWriter(nc),
 		log:     h.cfg.Logger,
-		snaps:   make(map[uint32]*leveldb.Snapshot),
+		snaps:   make(map[uint32]*engine.Snapshot),
 		iters:   make(map[uint32]*iter),
 		bgSlots: make(chan struct{}, maxDeleteRanges),
 	}
@@ -131,7 +134,13 @@ func (c *conn) serve() {
 		return
 	}
 
-	r := wire.NewReader(br, c.h.cfg.MaxFrame)
+	c.out = wire.NewWriter(c.nc)
+	defer func() {
+		c.out.Close()
+		c.nc.Close()
+		c.out.Wait()
+	}()
+	r := wire.NewReader(br)
 	for {
 		t, id, body, err := r.Next(false)
 		if err == nil {
@@ -161,12 +170,33 @@ func (c *conn) serve() {
 	}
 }
 
-// respond queues a response; it is written when the burst ends.
-func (c *conn) respond(id uint32, code wire.Code, body []byte) {
-	if code == wire.OK && wire.FrameSize(len(body)+1) > c.h.cfg.MaxFrame {
-		code, body = wire.TooLarge, []byte(fmt.Sprintf("value of %d bytes exceeds the frame limit of %d", len(body), c.h.cfg.MaxFrame))
+// respond queues the response to request id, with body on success or the
+// code and message of err; it is written when the burst ends.
+func (c *conn) respond(id uint32, err error, body []byte) {
+	code, msg := wire.CodeOf(err)
+	if code != wire.OK {
+		body = msg
+	} else if wire.FrameSize(len(body)+1) > wire.MaxFrame {
+		code, body = wire.TooLarge, []byte(fmt.Sprintf("value of %d bytes exceeds the frame limit of %d", len(body), wire.MaxFrame))
 	}
 	c.out.Queue(func(b []byte) []byte { return wire.AppendResponse(b, id, code, body) })
+}
+
+var (
+	yes = []byte{1}
+	no  = []byte{0}
+)
+
+// reader returns what a read of snapshot snap (0: none) runs on, or nil if
+// there is no such snapshot.
+func (c *conn) reader(snap uint32) engine.Reader {
+	if snap == 0 {
+		return c.eng
+	}
+	if s, ok := c.snaps[snap]; ok {
+		return s
+	}
+	return nil
 }
 
 var errUnexpected = errors.New("message type not sent by followers")
@@ -176,49 +206,51 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 	if err := wire.DecodeRequest(t, id, body, req); err != nil {
 		return err
 	}
-	db := c.h.cfg.DB
 	switch t {
 	case wire.TGet, wire.THas:
-		var r engine.Reader = db
-		if req.Snap != 0 {
-			s, ok := c.snaps[req.Snap]
-			if !ok {
-				c.respond(id, wire.SnapshotUnknown, nil)
-				return nil
+		r := c.reader(req.Snap)
+		switch {
+		case r == nil:
+			c.respond(id, backend.ErrSnapshotLost, nil)
+		case t == wire.TGet:
+			v, err := r.Get(req.Key)
+			c.respond(id, err, v)
+		default:
+			ok, err := r.Has(req.Key)
+			answer := no
+			if ok {
+				answer = yes
 			}
-			r = s
+			c.respond(id, err, answer)
 		}
-		code, v := engine.Get(r, req)
-		c.respond(id, code, v)
-	case wire.TPut, wire.TDelete, wire.TBatch:
-		engine.AddWrite(&c.group, req)
-		c.groupAcks = append(c.groupAcks, id)
-		c.groupSync = c.groupSync || req.Flags&wire.FlagSync != 0
-		if len(c.group.Dump()) >= maxGroupBytes {
-			c.applyGroup()
-		}
+	case wire.TPut:
+		c.gather(id, req.Flags, func(g *engine.Group) { g.AddPut(req.Key, req.Value) })
+	case wire.TDelete:
+		c.gather(id, req.Flags, func(g *engine.Group) { g.AddDelete(req.Key) })
+	case wire.TBatch:
+		c.gather(id, req.Flags, func(g *engine.Group) { g.AddBatch(req.Records) })
 	case wire.TDeleteRange:
 		c.applyGroup()
-		rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
-		wo := &opt.WriteOptions{Sync: req.Flags&wire.FlagSync != 0}
+		rng := backend.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
+		sync := req.Flags&wire.FlagSync != 0
 		c.out.Flush() // answers queued so far must not wait for a free slot
 		c.bgSlots <- struct{}{}
 		c.bg.Add(1)
 		go func() {
 			defer func() { <-c.bgSlots; c.bg.Done() }()
-			code, msg := engine.Code(engine.DeleteRange(db, rng, wo))
-			c.out.Send(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
+			code, msg := wire.CodeOf(c.eng.DeleteRange(context.Background(), rng, sync))
+			c.out.Queue(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
+			c.out.Flush()
 		}()
 	case wire.TSnapshot:
-		s, err := db.GetSnapshot()
+		s, err := c.eng.Snapshot()
 		if err != nil {
-			code, msg := engine.Code(err)
-			c.respond(id, code, msg)
+			c.respond(id, err, nil)
 			return nil
 		}
 		c.nextSnap++
 		c.snaps[c.nextSnap] = s
-		c.respond(id, wire.OK, binary.BigEndian.AppendUint32(nil, c.nextSnap))
+		c.respond(id, nil, binary.BigEndian.AppendUint32(nil, c.nextSnap))
 	case wire.TSnapshotRelease:
 		if s, ok := c.snaps[req.Snap]; ok {
 			s.Release()
@@ -233,15 +265,16 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			return nil
 		}
 		it.gen, it.credit, it.done, it.limit = req.Gen, min(req.Credit, maxCredit), false, firstBatchLen
-		if it.fail != wire.OK {
+		if it.fail != nil {
 			it.done = true
-			c.sendBatchEnd(id, it.gen, it.fail, "")
+			code, msg := wire.CodeOf(it.fail)
+			c.sendBatchEnd(id, it.gen, code, string(msg))
 			return nil
 		}
 		it.at = it.cur.Seek(req.Mode, req.Key)
 		c.pump(id, it)
 	case wire.TIterCredit:
-		if it, ok := c.iters[id]; ok && it.gen == req.Gen && it.fail == wire.OK {
+		if it, ok := c.iters[id]; ok && it.gen == req.Gen && it.fail == nil {
 			it.credit = min(it.credit+req.Credit, maxCredit)
 			c.pump(id, it)
 		}
@@ -253,11 +286,22 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			delete(c.iters, id)
 		}
 	case wire.TStatus:
-		c.respond(id, wire.OK, wire.AppendStatus(nil, c.h.Status()))
+		c.respond(id, nil, wire.AppendStatus(nil, c.h.Status()))
 	default:
 		return fmt.Errorf("%w: %v", errUnexpected, t)
 	}
 	return nil
+}
+
+// gather adds a write to the group of the current burst, applied when the
+// burst ends or the group is large.
+func (c *conn) gather(id uint32, flags uint8, add func(*engine.Group)) {
+	add(&c.group)
+	c.groupAcks = append(c.groupAcks, id)
+	c.groupSync = c.groupSync || flags&wire.FlagSync != 0
+	if c.group.Size() >= maxGroupBytes {
+		c.applyGroup()
+	}
 }
 
 // applyGroup writes the gathered writes as one batch and queues their
@@ -266,20 +310,21 @@ func (c *conn) applyGroup() {
 	if len(c.groupAcks) == 0 {
 		return
 	}
-	err := c.h.cfg.DB.Write(&c.group, &opt.WriteOptions{Sync: c.groupSync})
-	code, msg := engine.Code(err)
+	err := c.eng.Apply(&c.group, c.groupSync)
 	for _, id := range c.groupAcks {
-		c.respond(id, code, msg)
+		c.respond(id, err, nil)
 	}
-	c.group.Reset()
 	c.groupAcks = c.groupAcks[:0]
 	c.groupSync = false
 }
 
+// errTooManyIterators refuses an iterator past maxOpenIterator.
+var errTooManyIterators = fmt.Errorf("more than %d iterators open on one connection", maxOpenIterator)
+
 // openIter creates iterator id with its view of the data taken now, and
-// returns the code to answer with. A failed iterator stays registered so
+// returns the error to answer with. A failed iterator stays registered so
 // that its seeks are answered with the failure.
-func (c *conn) openIter(id uint32, req *wire.Request) wire.Code {
+func (c *conn) openIter(id uint32, req *wire.Request) error {
 	if old, ok := c.iters[id]; ok {
 		if old.cur != nil {
 			old.cur.Release()
@@ -287,20 +332,16 @@ func (c *conn) openIter(id uint32, req *wire.Request) wire.Code {
 		delete(c.iters, id)
 	}
 	if len(c.iters) >= maxOpenIterator {
-		return wire.BadRequest // not registered: its seeks get "no such iterator"
+		return errTooManyIterators // not registered: its seeks get "no such iterator"
 	}
-	var r engine.Reader = c.h.cfg.DB
-	if req.Snap != 0 {
-		s, ok := c.snaps[req.Snap]
-		if !ok {
-			c.iters[id] = &iter{fail: wire.SnapshotUnknown, done: true}
-			return wire.SnapshotUnknown
-		}
-		r = s
+	r := c.reader(req.Snap)
+	if r == nil {
+		c.iters[id] = &iter{fail: backend.ErrSnapshotLost, done: true}
+		return backend.ErrSnapshotLost
 	}
-	rng := wire.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
-	c.iters[id] = &iter{cur: engine.NewCursor(r, rng)}
-	return wire.OK
+	rng := backend.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
+	c.iters[id] = &iter{cur: r.NewCursor(rng)}
+	return nil
 }
 
 // pump sends batches while the follower has credit and entries remain.
@@ -308,7 +349,7 @@ func (c *conn) pump(id uint32, it *iter) {
 	if it.cur == nil {
 		return // a failed iterator: its failure was sent at its seek
 	}
-	max := c.h.cfg.MaxFrame
+	const max = wire.MaxFrame
 	for it.credit > 0 && !it.done {
 		b, start := wire.AppendIterBatchHeader(c.scratch[:0], id, it.gen, wire.OK, false, "")
 		n, size := 0, 0
@@ -330,9 +371,9 @@ func (c *conn) pump(id uint32, it *iter) {
 			it.at = it.cur.Step()
 		}
 		if !it.at {
-			if err := it.cur.Error(); err != nil {
+			if err := it.cur.Err(); err != nil {
 				c.scratch = b[:0]
-				code, msg := engine.Code(err)
+				code, msg := wire.CodeOf(err)
 				c.sendBatchEnd(id, it.gen, code, string(msg))
 				it.done = true
 				return

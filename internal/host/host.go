@@ -20,16 +20,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/sock"
 	"github.com/levelparty/party/internal/wire"
-	"github.com/syndtr/goleveldb/leveldb"
 )
 
 // Config is what a host needs.
 type Config struct {
-	DB        *leveldb.DB
+	Engine    *engine.Engine
 	Dir       string
-	MaxFrame  int // 0: wire.DefaultMaxFrame
 	AllowRoot bool
 	Logger    *slog.Logger
 	LeaderID  [16]byte
@@ -54,9 +54,6 @@ type Host struct {
 
 // Serve starts serving followers that connect to ln.
 func Serve(ln *net.UnixListener, cfg Config) *Host {
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = wire.DefaultMaxFrame
-	}
 	h := &Host{cfg: cfg, ln: ln, uid: os.Getuid(), conns: make(map[*conn]struct{})}
 	h.wg.Add(1)
 	go h.accept()
@@ -121,13 +118,14 @@ func (h *Host) remove(c *conn) {
 	h.wg.Done()
 }
 
-// Status describes the leader, as a TStatus request asks.
-func (h *Host) Status() wire.Status {
-	return wire.Status{
-		PID:       uint32(os.Getpid()),
+// Status describes the leader, for itself and for its followers.
+func (h *Host) Status() backend.Status {
+	return backend.Status{
+		IsLeader:  true,
+		PID:       os.Getpid(),
 		LeaderID:  h.cfg.LeaderID,
 		Since:     h.cfg.Since,
-		Followers: uint32(h.Followers()),
+		Followers: h.Followers(),
 		DiskSize:  dirSize(h.cfg.Dir),
 	}
 }

@@ -19,8 +19,9 @@ const Version = 1
 // everything after it, a one-byte type and a big-endian uint32 id.
 const HeaderSize = 9
 
-// DefaultMaxFrame is the largest frame accepted unless configured otherwise.
-const DefaultMaxFrame = 64 << 20
+// MaxFrame is the largest frame, length field included, that either side
+// sends or accepts.
+const MaxFrame = 64 << 20
 
 // minFrameLen is the smallest valid value of the length field: type and id.
 const minFrameLen = HeaderSize - 4
@@ -93,17 +94,12 @@ func FrameSize(n int) int { return HeaderSize + n }
 // Reader reads frames from a buffered connection.
 type Reader struct {
 	br  *bufio.Reader
-	max int
 	buf []byte // reused body buffer when frames are borrowed
 }
 
-// NewReader returns a Reader that rejects frames larger than max bytes
-// (header included); max <= 0 means DefaultMaxFrame.
-func NewReader(br *bufio.Reader, max int) *Reader {
-	if max <= 0 {
-		max = DefaultMaxFrame
-	}
-	return &Reader{br: br, max: max}
+// NewReader returns a Reader that rejects frames larger than MaxFrame.
+func NewReader(br *bufio.Reader) *Reader {
+	return &Reader{br: br}
 }
 
 // Next reads one frame. When own is true the body is freshly allocated and
@@ -121,8 +117,8 @@ func (r *Reader) Next(own bool) (t Type, id uint32, body []byte, err error) {
 	if n64 < minFrameLen {
 		return 0, 0, nil, ErrFrameTooSmall
 	}
-	if n64+4 > uint64(r.max) {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64+4, r.max)
+	if n64+4 > MaxFrame {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64+4, MaxFrame)
 	}
 	n := int(n64)
 	t = Type(hdr[4])

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/levelparty/party/internal/backend"
 )
 
 // Magic opens both halves of the handshake, so that a peer that is not
@@ -115,33 +117,25 @@ func ReadWelcome(r io.Reader) (Welcome, error) {
 	return w, nil
 }
 
-// Status is the body of a successful TStatus response.
-type Status struct {
-	PID       uint32
-	LeaderID  [16]byte
-	Since     time.Time
-	Followers uint32 // connected followers
-	DiskSize  int64  // bytes of the database directory's files
-}
-
-// AppendStatus appends a Status body.
-func AppendStatus(dst []byte, s Status) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, s.PID)
+// AppendStatus appends the body of a TStatus response. IsLeader does not
+// cross the socket: the answer comes from the leader.
+func AppendStatus(dst []byte, s backend.Status) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(s.PID))
 	dst = append(dst, s.LeaderID[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(s.Since.UnixNano()))
-	dst = binary.BigEndian.AppendUint32(dst, s.Followers)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(s.Followers))
 	return binary.BigEndian.AppendUint64(dst, uint64(s.DiskSize))
 }
 
-// DecodeStatus decodes a Status body.
-func DecodeStatus(b []byte) (Status, error) {
+// DecodeStatus decodes the body of a TStatus response.
+func DecodeStatus(b []byte) (backend.Status, error) {
 	if len(b) != 4+16+8+4+8 {
-		return Status{}, fmt.Errorf("%w: status of %d bytes", ErrMalformed, len(b))
+		return backend.Status{}, fmt.Errorf("%w: status of %d bytes", ErrMalformed, len(b))
 	}
-	s := Status{
-		PID:       binary.BigEndian.Uint32(b),
+	s := backend.Status{
+		PID:       int(binary.BigEndian.Uint32(b)),
 		Since:     time.Unix(0, int64(binary.BigEndian.Uint64(b[20:]))),
-		Followers: binary.BigEndian.Uint32(b[28:]),
+		Followers: int(binary.BigEndian.Uint32(b[28:])),
 		DiskSize:  int64(binary.BigEndian.Uint64(b[32:])),
 	}
 	copy(s.LeaderID[:], b[4:20])

@@ -3,49 +3,14 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/levelparty/party/internal/backend"
 )
 
 // Flags of write requests.
 const (
 	FlagSync uint8 = 1 << iota // fsync before acknowledging
 )
-
-// SeekMode says where a TIterSeek positions an iterator; the iterator then
-// streams in the mode's direction.
-type SeekMode uint8
-
-// Seek modes. Forward modes stream ascending keys, backward ones descending.
-const (
-	SeekFirst  SeekMode = iota // first key of the range, forward
-	SeekLast                   // last key of the range, backward
-	SeekGE                     // first key >= key, forward
-	SeekAfter                  // first key > key, forward
-	SeekBefore                 // last key < key, backward
-	seekEnd
-)
-
-// Backward reports whether the mode streams descending keys.
-func (m SeekMode) Backward() bool { return m == SeekLast || m == SeekBefore }
-
-// Code is the outcome carried by a TResponse or TIterBatch.
-type Code uint8
-
-// Response codes.
-const (
-	OK              Code = iota
-	NotFound             // key absent
-	Closing              // the leader's engine is closed: it is shutting down
-	SnapshotUnknown      // no such snapshot on this connection
-	TooLarge             // the answer would exceed the frame limit
-	BadRequest           // the request was understood but not acceptable
-	EngineError          // the storage engine failed; the body is its message
-	codeEnd
-)
-
-// Range is a key range: Start inclusive, Limit exclusive, nil unbounded.
-type Range struct {
-	Start, Limit []byte
-}
 
 // Request is any follower-to-leader message, decoded. Which fields are
 // meaningful depends on Type, as listed with the type constants.
@@ -56,10 +21,10 @@ type Request struct {
 	Snap    uint32
 	Key     []byte
 	Value   []byte
-	Records []byte // TBatch: records as validated by ForEachRecord
-	Range   Range
+	Records []byte // TBatch: records as validated by backend.ForEachRecord
+	Range   backend.Range
 	Gen     uint32
-	Mode    SeekMode
+	Mode    backend.SeekMode
 	Credit  uint32
 	Iter    uint32 // TIterOpen: the iterator id the follower chose
 }
@@ -130,7 +95,9 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 		r.Flags = d.u8()
 		r.Records = d.rest()
 		if d.err == nil {
-			d.err = ForEachRecord(r.Records, func(bool, []byte, []byte) {})
+			if err := backend.ForEachRecord(r.Records, func(bool, []byte, []byte) {}); err != nil {
+				d.fail("%v", err)
+			}
 		}
 	case TDeleteRange:
 		r.Flags = d.u8()
@@ -144,10 +111,10 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 		r.Range = d.rng()
 	case TIterSeek:
 		r.Gen = d.u32()
-		r.Mode = SeekMode(d.u8())
+		r.Mode = backend.SeekMode(d.u8())
 		r.Credit = d.u32()
 		r.Key = d.bytes()
-		if d.err == nil && r.Mode >= seekEnd {
+		if d.err == nil && r.Mode >= backend.SeekModes {
 			d.fail("seek mode %d", r.Mode)
 		}
 	case TIterCredit:
@@ -236,49 +203,6 @@ func DecodeIterBatch(body []byte, b *IterBatch) error {
 	return d.done(TIterBatch)
 }
 
-// Record kinds in a batch.
-const (
-	recDelete = 0
-	recPut    = 1
-)
-
-// AppendPutRecord appends a put record to a batch's records.
-func AppendPutRecord(dst, key, value []byte) []byte {
-	return appendBytes(appendBytes(append(dst, recPut), key), value)
-}
-
-// AppendDeleteRecord appends a delete record to a batch's records.
-func AppendDeleteRecord(dst, key []byte) []byte {
-	return appendBytes(append(dst, recDelete), key)
-}
-
-// ForEachRecord validates records and calls fn for each, in order. Nothing is
-// called if the records are malformed.
-func ForEachRecord(records []byte, fn func(put bool, key, value []byte)) error {
-	for pass := 0; pass < 2; pass++ {
-		d := decoder{b: records}
-		for d.err == nil && len(d.b) > 0 {
-			kind := d.u8()
-			k := d.bytes()
-			var v []byte
-			switch kind {
-			case recPut:
-				v = d.bytes()
-			case recDelete:
-			default:
-				d.fail("batch record kind %d", kind)
-			}
-			if pass == 1 && d.err == nil {
-				fn(kind == recPut, k, v)
-			}
-		}
-		if d.err != nil {
-			return d.err
-		}
-	}
-	return nil
-}
-
 func appendBytes(dst, b []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(b)))
 	return append(dst, b...)
@@ -287,7 +211,7 @@ func appendBytes(dst, b []byte) []byte {
 // Range encoding: a presence byte (bit 0 start, bit 1 limit), then each bound
 // that is present. Presence matters: a nil limit is unbounded, an empty one
 // is not.
-func appendRange(dst []byte, r Range) []byte {
+func appendRange(dst []byte, r backend.Range) []byte {
 	var p byte
 	if r.Start != nil {
 		p |= 1
@@ -366,9 +290,9 @@ func (d *decoder) rest() []byte {
 	return v
 }
 
-func (d *decoder) rng() Range {
+func (d *decoder) rng() backend.Range {
 	p := d.u8()
-	var r Range
+	var r backend.Range
 	if p&^3 != 0 {
 		d.fail("range flags %#x", p)
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/levelparty/party/internal/backend"
 )
 
 // frameOf builds a raw frame of any type, valid or not.
@@ -22,32 +25,34 @@ func frameOf(t Type, id uint32, body []byte) []byte {
 	return b
 }
 
-// readerOf returns a Reader over data with the given limit.
-func readerOf(data []byte, max int) *Reader {
-	return NewReader(bufio.NewReader(bytes.NewReader(data)), max)
+// readerOf returns a Reader over data.
+func readerOf(data []byte) *Reader {
+	return NewReader(bufio.NewReader(bytes.NewReader(data)))
 }
 
 // bin is a byte string with the bytes that break naive encodings.
 var bin = []byte{0x00, 0xff, 0x80, 0x7f, 0x00, '\n'}
 
-// sampleRecords returns batch records and the offsets at which a record
-// ends, so that truncation tests know which prefixes are still valid.
-func sampleRecords() (records []byte, ends []int) {
-	records = AppendPutRecord(records, []byte("k1"), []byte("v1"))
-	ends = append(ends, len(records))
-	records = AppendDeleteRecord(records, bin)
-	ends = append(ends, len(records))
-	records = AppendPutRecord(records, nil, nil)
-	ends = append(ends, len(records))
-	records = AppendPutRecord(records, bytes.Repeat([]byte{'x'}, 300), bin)
-	ends = append(ends, len(records))
-	return records, ends
+// sampleBatch returns the records of a batch with every kind of record,
+// and the offsets at which a record ends, so that truncation tests know
+// which prefixes are still valid.
+func sampleBatch() (records []byte, ends []int) {
+	var b backend.Batch
+	b.Put([]byte("k1"), []byte("v1"))
+	ends = append(ends, b.Size())
+	b.Delete(bin)
+	ends = append(ends, b.Size())
+	b.Put(nil, nil)
+	ends = append(ends, b.Size())
+	b.Put(bytes.Repeat([]byte{'x'}, 300), bin)
+	ends = append(ends, b.Size())
+	return b.Records(), ends
 }
 
 // sampleRequests returns one or more requests of every request type, with
 // the field values each type carries.
 func sampleRequests() []Request {
-	records, _ := sampleRecords()
+	records, _ := sampleBatch()
 	long := bytes.Repeat([]byte("0123456789"), 200) // a length needing a 2-byte uvarint
 	return []Request{
 		{Type: TGet, ID: 1, Snap: 0, Key: []byte("key")},
@@ -60,19 +65,19 @@ func sampleRequests() []Request {
 		{Type: TDelete, ID: 7, Flags: FlagSync, Key: []byte{}},
 		{Type: TBatch, ID: 8, Flags: FlagSync, Records: records},
 		{Type: TBatch, ID: 9, Records: []byte{}},
-		{Type: TDeleteRange, ID: 10, Range: Range{}},
-		{Type: TDeleteRange, ID: 11, Range: Range{Start: []byte("a")}},
-		{Type: TDeleteRange, ID: 12, Range: Range{Limit: []byte("z")}},
-		{Type: TDeleteRange, ID: 13, Flags: FlagSync, Range: Range{Start: []byte{}, Limit: []byte{}}},
+		{Type: TDeleteRange, ID: 10, Range: backend.Range{}},
+		{Type: TDeleteRange, ID: 11, Range: backend.Range{Start: []byte("a")}},
+		{Type: TDeleteRange, ID: 12, Range: backend.Range{Limit: []byte("z")}},
+		{Type: TDeleteRange, ID: 13, Flags: FlagSync, Range: backend.Range{Start: []byte{}, Limit: []byte{}}},
 		{Type: TSnapshot, ID: 14},
 		{Type: TSnapshotRelease, ID: 15, Snap: 3},
-		{Type: TIterOpen, ID: 16, Iter: 18, Snap: 0, Range: Range{Start: bin, Limit: []byte{0xff, 0xff}}},
-		{Type: TIterOpen, ID: 17, Iter: 0xffffffff, Snap: 9, Range: Range{}},
-		{Type: TIterSeek, ID: 18, Gen: 1, Mode: SeekFirst, Credit: 4},
-		{Type: TIterSeek, ID: 18, Gen: 2, Mode: SeekLast, Credit: 4, Key: []byte{}},
-		{Type: TIterSeek, ID: 18, Gen: 3, Mode: SeekGE, Credit: 1, Key: []byte("m")},
-		{Type: TIterSeek, ID: 18, Gen: 4, Mode: SeekAfter, Credit: 0xffffffff, Key: bin},
-		{Type: TIterSeek, ID: 18, Gen: 0xffffffff, Mode: SeekBefore, Credit: 0, Key: long},
+		{Type: TIterOpen, ID: 16, Iter: 18, Snap: 0, Range: backend.Range{Start: bin, Limit: []byte{0xff, 0xff}}},
+		{Type: TIterOpen, ID: 17, Iter: 0xffffffff, Snap: 9, Range: backend.Range{}},
+		{Type: TIterSeek, ID: 18, Gen: 1, Mode: backend.SeekFirst, Credit: 4},
+		{Type: TIterSeek, ID: 18, Gen: 2, Mode: backend.SeekLast, Credit: 4, Key: []byte{}},
+		{Type: TIterSeek, ID: 18, Gen: 3, Mode: backend.SeekGE, Credit: 1, Key: []byte("m")},
+		{Type: TIterSeek, ID: 18, Gen: 4, Mode: backend.SeekAfter, Credit: 0xffffffff, Key: bin},
+		{Type: TIterSeek, ID: 18, Gen: 0xffffffff, Mode: backend.SeekBefore, Credit: 0, Key: long},
 		{Type: TIterCredit, ID: 18, Gen: 4, Credit: 2},
 		{Type: TIterClose, ID: 18},
 		{Type: TStatus, ID: 19},
@@ -137,8 +142,8 @@ func requestDiff(want, got *Request) string {
 // TestProtocolNumbers pins the numbers spec.md gives to types, codes, seek
 // modes, statuses and flags: renumbering any of them breaks compatibility.
 func TestProtocolNumbers(t *testing.T) {
-	if Version != 1 || HeaderSize != 9 || DefaultMaxFrame != 64<<20 || HelloSize != 11 {
-		t.Errorf("version %d header %d max %d hello %d", Version, HeaderSize, DefaultMaxFrame, HelloSize)
+	if Version != 1 || HeaderSize != 9 || MaxFrame != 64<<20 || HelloSize != 11 {
+		t.Errorf("version %d header %d max %d hello %d", Version, HeaderSize, MaxFrame, HelloSize)
 	}
 	if string(Magic[:]) != "LVLPARTY" {
 		t.Errorf("magic %q", Magic)
@@ -167,12 +172,15 @@ func TestProtocolNumbers(t *testing.T) {
 			t.Errorf("code %d, spec says %d", c, i)
 		}
 	}
-	modes := []SeekMode{SeekFirst, SeekLast, SeekGE, SeekAfter, SeekBefore}
+	modes := []backend.SeekMode{backend.SeekFirst, backend.SeekLast, backend.SeekGE, backend.SeekAfter, backend.SeekBefore}
+	if int(backend.SeekModes) != len(modes) {
+		t.Errorf("%d seek modes, spec says %d", backend.SeekModes, len(modes))
+	}
 	for i, m := range modes {
 		if int(m) != i {
 			t.Errorf("mode %d, spec says %d", m, i)
 		}
-		if m.Backward() != (m == SeekLast || m == SeekBefore) {
+		if m.Backward() != (m == backend.SeekLast || m == backend.SeekBefore) {
 			t.Errorf("mode %d backward %v", m, m.Backward())
 		}
 	}
@@ -205,7 +213,7 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 	seen := map[Type]bool{}
 	for _, own := range []bool{false, true} {
-		r := readerOf(stream, 0)
+		r := readerOf(stream)
 		for i := range reqs {
 			typ, id, body, err := r.Next(own)
 			if err != nil {
@@ -281,7 +289,7 @@ func TestDecodeRequestRejects(t *testing.T) {
 // except a batch cut exactly between two records, which is itself a valid
 // batch.
 func TestRequestTruncations(t *testing.T) {
-	_, ends := sampleRecords()
+	_, ends := sampleBatch()
 	for _, req := range sampleRequests() {
 		frame := AppendRequest(nil, &req)
 		body := frame[HeaderSize:]
@@ -314,7 +322,7 @@ func TestRequestTruncations(t *testing.T) {
 		}
 		// Every cut of the frame itself is an incomplete frame.
 		for i := 0; i < len(frame); i++ {
-			_, _, _, err := readerOf(frame[:i], 0).Next(false)
+			_, _, _, err := readerOf(frame[:i]).Next(false)
 			want := io.ErrUnexpectedEOF
 			if i == 0 {
 				want = io.EOF
@@ -344,7 +352,7 @@ func TestResponseRoundTrip(t *testing.T) {
 			want = append(want, sent{id, c, p})
 		}
 	}
-	r := readerOf(stream, 0)
+	r := readerOf(stream)
 	for _, w := range want {
 		typ, id, body, err := r.Next(true)
 		if err != nil {
@@ -417,7 +425,7 @@ func TestIterBatchRoundTrip(t *testing.T) {
 				t.Errorf("batch %d entry %d: %d bytes, EntrySize says %d", i, j, n, EntrySize(e[0], e[1]))
 			}
 		}
-		typ, id, body, err := readerOf(frame, 0).Next(false)
+		typ, id, body, err := readerOf(frame).Next(false)
 		if err != nil || typ != TIterBatch || id != uint32(i+1) {
 			t.Fatalf("batch %d: type %v id %d err %v", i, typ, id, err)
 		}
@@ -451,51 +459,6 @@ func TestIterBatchRoundTrip(t *testing.T) {
 	var b IterBatch
 	if err := DecodeIterBatch([]byte{0, 0, 0, 1, byte(codeEnd), 1, 0}, &b); !errors.Is(err, ErrMalformed) {
 		t.Errorf("unknown code: %v, want ErrMalformed", err)
-	}
-}
-
-// TestRecords checks that ForEachRecord returns what was appended, in
-// order, and calls nothing at all for records with a bad tail.
-func TestRecords(t *testing.T) {
-	type rec struct {
-		put  bool
-		k, v string
-	}
-	want := []rec{{true, "k1", "v1"}, {false, string(bin), ""}, {true, "", ""}, {true, strings.Repeat("x", 300), string(bin)}}
-	records, ends := sampleRecords()
-	var got []rec
-	if err := ForEachRecord(records, func(put bool, k, v []byte) {
-		if !put && v != nil {
-			t.Errorf("delete record with value %q", v)
-		}
-		got = append(got, rec{put, string(k), string(v)})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("records %v, want %v", got, want)
-	}
-	if err := ForEachRecord(nil, func(bool, []byte, []byte) { t.Error("called on no records") }); err != nil {
-		t.Errorf("no records: %v", err)
-	}
-	valid := map[int]bool{0: true}
-	for _, e := range ends {
-		valid[e] = true
-	}
-	for n := 0; n < len(records); n++ {
-		if valid[n] {
-			continue
-		}
-		called := 0
-		err := ForEachRecord(records[:n:n], func(bool, []byte, []byte) { called++ })
-		if !errors.Is(err, ErrMalformed) || called != 0 {
-			t.Errorf("records cut to %d: err %v after %d calls; want ErrMalformed and no call", n, err, called)
-		}
-	}
-	bad := append(append([]byte{}, records...), 7, 0)
-	called := 0
-	if err := ForEachRecord(bad, func(bool, []byte, []byte) { called++ }); !errors.Is(err, ErrMalformed) || called != 0 {
-		t.Errorf("bad record kind after good ones: err %v after %d calls", err, called)
 	}
 }
 
@@ -568,14 +531,26 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
-// TestStatusRoundTrip checks the status body and its size check.
+// TestStatusRoundTrip checks the status body and its size check, and that
+// IsLeader does not cross the socket.
 func TestStatusRoundTrip(t *testing.T) {
-	s := Status{PID: 42, LeaderID: [16]byte{9, 15: 1}, Since: time.Unix(1700000000, 5), Followers: 3, DiskSize: 1 << 40}
+	s := backend.Status{IsLeader: true, PID: 42, LeaderID: [16]byte{9, 15: 1}, Since: time.Unix(1700000000, 5),
+		Followers: 3, DiskSize: 1 << 40}
 	b := AppendStatus(nil, s)
+	if len(b) != 4+16+8+4+8 {
+		t.Errorf("status body of %d bytes, spec says %d", len(b), 4+16+8+4+8)
+	}
 	got, err := DecodeStatus(b)
 	if err != nil || got.PID != s.PID || got.LeaderID != s.LeaderID || !got.Since.Equal(s.Since) ||
 		got.Followers != s.Followers || got.DiskSize != s.DiskSize {
 		t.Fatalf("status: got %+v, %v; want %+v", got, err, s)
+	}
+	if got.IsLeader {
+		t.Error("IsLeader crossed the socket")
+	}
+	if b2 := AppendStatus(nil, backend.Status{PID: s.PID, LeaderID: s.LeaderID, Since: s.Since,
+		Followers: s.Followers, DiskSize: s.DiskSize}); !bytes.Equal(b2, b) {
+		t.Errorf("IsLeader changed the body: %x, without it %x", b, b2)
 	}
 	for i := 0; i < len(b); i++ {
 		if _, err := DecodeStatus(b[:i]); !errors.Is(err, ErrMalformed) {
@@ -587,42 +562,57 @@ func TestStatusRoundTrip(t *testing.T) {
 	}
 }
 
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // TestReaderRejects checks the frame checks: size limit (the limit itself
 // is allowed), frames shorter than a header, unknown types, and that none
 // of them needs the body to arrive first.
 func TestReaderRejects(t *testing.T) {
-	const max = 1024
-	exact := frameOf(TGet, 1, make([]byte, max-HeaderSize))
-	if _, _, body, err := readerOf(exact, max).Next(false); err != nil || len(body) != max-HeaderSize {
-		t.Errorf("frame of exactly the limit: %d bytes, %v", len(body), err)
+	// A frame of exactly MaxFrame bytes is read, and its borrowed body
+	// buffer is not kept afterwards. The body streams from zeros so that
+	// the test holds one copy of it.
+	hdr := AppendHeader(nil, TPut, 1)
+	binary.BigEndian.PutUint32(hdr, MaxFrame-4)
+	r := NewReader(bufio.NewReader(io.MultiReader(bytes.NewReader(hdr), io.LimitReader(zeros{}, MaxFrame-HeaderSize))))
+	if typ, id, body, err := r.Next(false); err != nil || typ != TPut || id != 1 || len(body) != MaxFrame-HeaderSize {
+		t.Errorf("frame of exactly MaxFrame: %v %d, %d bytes, %v", typ, id, len(body), err)
 	}
-	over := frameOf(TGet, 1, make([]byte, max-HeaderSize+1))
-	if _, _, _, err := readerOf(over, max).Next(false); !errors.Is(err, ErrFrameTooLarge) {
-		t.Errorf("frame one byte over the limit: %v, want ErrFrameTooLarge", err)
+	if r.buf != nil {
+		t.Errorf("reader kept a body buffer of %d bytes", cap(r.buf))
 	}
-	// Only a header claiming a huge body: refused before reading the body.
-	for _, n := range []uint32{DefaultMaxFrame - 3, 1 << 31, 0xffffffff} {
+	if _, _, _, err := r.Next(false); err != io.EOF {
+		t.Errorf("after the frame of MaxFrame: %v, want io.EOF", err)
+	}
+	// Only a header claiming a huge body, from one byte over the limit:
+	// refused before reading the body.
+	for _, n := range []uint32{MaxFrame - 3, MaxFrame, 1 << 31, 0xffffffff} {
 		hdr := binary.BigEndian.AppendUint32(nil, n)
 		hdr = append(hdr, byte(TPut), 0, 0, 0, 1)
-		if _, _, _, err := readerOf(hdr, 0).Next(false); !errors.Is(err, ErrFrameTooLarge) {
-			t.Errorf("length %d with the default limit: %v, want ErrFrameTooLarge", n, err)
+		if _, _, _, err := readerOf(hdr).Next(false); !errors.Is(err, ErrFrameTooLarge) {
+			t.Errorf("length %d: %v, want ErrFrameTooLarge", n, err)
 		}
 	}
 	for n := uint32(0); n < minFrameLen; n++ {
 		hdr := binary.BigEndian.AppendUint32(nil, n)
 		hdr = append(hdr, byte(TGet), 0, 0, 0, 1, 0, 0, 0, 0)
-		if _, _, _, err := readerOf(hdr, 0).Next(false); !errors.Is(err, ErrFrameTooSmall) {
+		if _, _, _, err := readerOf(hdr).Next(false); !errors.Is(err, ErrFrameTooSmall) {
 			t.Errorf("length %d: %v, want ErrFrameTooSmall", n, err)
 		}
 	}
 	for _, typ := range []Type{0, typeEnd, 100, 255} {
-		_, _, _, err := readerOf(frameOf(typ, 1, []byte("x")), 0).Next(false)
+		_, _, _, err := readerOf(frameOf(typ, 1, []byte("x"))).Next(false)
 		if !errors.Is(err, ErrUnknownType) {
 			t.Errorf("type %d: %v, want ErrUnknownType", typ, err)
 		}
 	}
 	// The smallest valid frame: a header and no body.
-	if typ, id, body, err := readerOf(frameOf(TStatus, 9, nil), 0).Next(true); err != nil || typ != TStatus || id != 9 || len(body) != 0 {
+	if typ, id, body, err := readerOf(frameOf(TStatus, 9, nil)).Next(true); err != nil || typ != TStatus || id != 9 || len(body) != 0 {
 		t.Errorf("empty frame: %v %d %x %v", typ, id, body, err)
 	}
 }
@@ -635,7 +625,7 @@ func TestReaderBuffers(t *testing.T) {
 	stream = AppendResponse(stream, 2, OK, []byte("again"))
 	stream = AppendResponse(stream, 3, OK, []byte("third"))
 	stream = AppendResponse(stream, 4, OK, []byte("forth"))
-	r := readerOf(stream, 0)
+	r := readerOf(stream)
 	_, _, owned, _ := r.Next(true)
 	r.Next(false)
 	r.Next(false)
@@ -646,7 +636,7 @@ func TestReaderBuffers(t *testing.T) {
 
 	pr, pw := io.Pipe()
 	br := bufio.NewReader(pr)
-	rd := NewReader(br, 0)
+	rd := NewReader(br)
 	if rd.FrameBuffered() {
 		t.Error("FrameBuffered on an empty reader")
 	}
@@ -663,7 +653,7 @@ func TestReaderBuffers(t *testing.T) {
 		t.Fatalf("at the end: %v", err)
 	}
 	br2 := bufio.NewReader(bytes.NewReader(append(append([]byte{}, frame...), frame[:4]...)))
-	rd2 := NewReader(br2, 0)
+	rd2 := NewReader(br2)
 	br2.Peek(1) // fill the buffer
 	if !rd2.FrameBuffered() {
 		t.Error("FrameBuffered false with a whole frame buffered")
@@ -674,14 +664,81 @@ func TestReaderBuffers(t *testing.T) {
 	}
 }
 
-// countWriter counts writes and can hold the first one until released.
+// TestCodes checks that CodeOf and Code.Err carry each outcome across the
+// socket: the code and message CodeOf gives, sent in a response and read
+// back, become an error the caller can recognise.
+func TestCodes(t *testing.T) {
+	isErr := func(target error) func(error) bool {
+		return func(err error) bool { return errors.Is(err, target) }
+	}
+	leaderMsg := func(msg string) func(error) bool {
+		return func(err error) bool {
+			var le *backend.LeaderError
+			return errors.As(err, &le) && le.Msg == msg && le.Err == nil
+		}
+	}
+	engine := &backend.LeaderError{Msg: "disk on fire", Err: errors.New("eio")}
+	cases := []struct {
+		name string
+		err  error
+		code Code
+		msg  string
+		back func(error) bool // accepts the error the follower sees
+	}{
+		{"success", nil, OK, "", func(err error) bool { return err == nil }},
+		{"not found", backend.ErrNotFound, NotFound, "", isErr(backend.ErrNotFound)},
+		{"wrapped not found", fmt.Errorf("get: %w", backend.ErrNotFound), NotFound, "", isErr(backend.ErrNotFound)},
+		{"closed", backend.ErrClosed, Closing, "", isErr(backend.ErrClosed)},
+		{"snapshot lost", backend.ErrSnapshotLost, SnapshotUnknown, "", isErr(backend.ErrSnapshotLost)},
+		{"leader error", engine, EngineError, "disk on fire", leaderMsg("disk on fire")},
+		{"wrapped leader error", fmt.Errorf("put: %w", engine), EngineError, "disk on fire", leaderMsg("disk on fire")},
+		{"plain error", errors.New("disk full"), EngineError, "disk full", leaderMsg("disk full")},
+	}
+	for _, c := range cases {
+		code, msg := CodeOf(c.err)
+		if code != c.code || string(msg) != c.msg {
+			t.Errorf("%s: CodeOf gives code %d msg %q, want %d %q", c.name, code, msg, c.code, c.msg)
+			continue
+		}
+		_, _, body, err := readerOf(AppendResponse(nil, 1, code, msg)).Next(true)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		code2, msg2, err := DecodeResponse(body)
+		if err != nil || code2 != code || !bytes.Equal(msg2, msg) {
+			t.Fatalf("%s: response decodes as code %d msg %q, %v", c.name, code2, msg2, err)
+		}
+		if got := code2.Err(msg2); !c.back(got) {
+			t.Errorf("%s: the follower sees %#v", c.name, got)
+		}
+	}
+
+	// Codes the leader sends without an error of its own.
+	tooLarge := TooLarge.Err([]byte("value of 70000000 bytes exceeds the frame limit"))
+	if !errors.Is(tooLarge, backend.ErrTooLarge) || !strings.Contains(tooLarge.Error(), "70000000 bytes") {
+		t.Errorf("TooLarge: %v, want backend.ErrTooLarge with the leader's reason", tooLarge)
+	}
+	if err := BadRequest.Err([]byte("no such iterator")); !leaderMsg("no such iterator")(err) {
+		t.Errorf("BadRequest: %#v, want a LeaderError with the leader's reason", err)
+	}
+	if err := EngineError.Err(nil); !leaderMsg("")(err) {
+		t.Errorf("EngineError without a message: %#v", err)
+	}
+}
+
+// countWriter records writes and can hold the first one until released.
 type countWriter struct {
 	mu     sync.Mutex
 	writes int
 	data   []byte
 	hold   chan struct{} // if set, the first write waits for it to close
 	held   chan struct{} // closed when the first write is waiting
-	err    error
+	err    error         // if set, every write fails with it
+}
+
+// holdingWriter returns a countWriter that holds its first write.
+func holdingWriter() *countWriter {
+	return &countWriter{hold: make(chan struct{}), held: make(chan struct{})}
 }
 
 func (w *countWriter) Write(p []byte) (int, error) {
@@ -708,103 +765,378 @@ func (w *countWriter) stats() (int, []byte) {
 	return w.writes, append([]byte{}, w.data...)
 }
 
-// TestWriterCoalesces holds the first write while 50 goroutines send: they
-// return without waiting, and their frames leave in one more write.
-func TestWriterCoalesces(t *testing.T) {
-	cw := &countWriter{hold: make(chan struct{}), held: make(chan struct{})}
-	w := NewWriter(cw)
-	first := make(chan error, 1)
+// bound is how long the writer tests wait for something that should
+// happen at once before they call it a hang.
+const bound = 10 * time.Second
+
+// within runs fn and fails the test if it does not return within bound.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
 	go func() {
-		first <- w.Send(func(b []byte) []byte { return AppendResponse(b, 0, OK, []byte("first")) })
+		defer close(done)
+		fn()
 	}()
-	<-cw.held
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatalf("%s did not return within %v", what, bound)
+	}
+}
+
+// waitClosed fails the test unless ch is closed within bound.
+func waitClosed(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	within(t, what, func() { <-ch })
+}
+
+// waitWrites waits until cw has seen n writes.
+func waitWrites(t *testing.T, cw *countWriter, n int) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		got, _ := cw.stats()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes after %v, want %d", got, bound, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stop closes w and waits for its goroutine to return.
+func stop(t *testing.T, w *Writer) {
+	t.Helper()
+	w.Close()
+	within(t, "Wait after Close", w.Wait)
+}
+
+// resp returns a function that appends a response frame.
+func resp(id uint32, payload []byte) func([]byte) []byte {
+	return func(b []byte) []byte { return AppendResponse(b, id, OK, payload) }
+}
+
+// TestWriterCoalesces holds the first write while 50 goroutines send: they
+// return without waiting, and their frames leave together once the write
+// ends, each once and intact.
+func TestWriterCoalesces(t *testing.T) {
+	ctx := context.Background()
+	cw := holdingWriter()
+	w := NewWriter(cw)
+	if err := w.Send(ctx, resp(0, []byte("first"))); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "the first write", cw.held)
 	var wg sync.WaitGroup
 	for i := 1; i <= 50; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.Send(func(b []byte) []byte { return AppendResponse(b, uint32(i), OK, []byte(fmt.Sprint(i))) }); err != nil {
+			if err := w.Send(ctx, resp(uint32(i), []byte(fmt.Sprint(i)))); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
-	wg.Wait() // every Send returned while the first write was held
+	within(t, "Send during a held write", wg.Wait) // every Send returns while the first write is held
 	close(cw.hold)
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
+	within(t, "Drain", func() {
+		if err := w.Drain(); err != nil {
+			t.Error(err)
+		}
+	})
 	writes, data := cw.stats()
-	if writes != 2 {
-		t.Errorf("%d writes for 51 frames, want 2", writes)
+	if writes < 2 || writes > 3 {
+		t.Errorf("%d writes for 51 frames, want the first and at most 2 more", writes)
 	}
-	r := readerOf(data, 0)
+	r := readerOf(data)
 	seen := map[uint32]bool{}
 	for i := 0; i <= 50; i++ {
 		_, id, body, err := r.Next(false)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		_, payload, _ := DecodeResponse(body)
-		if want := fmt.Sprint(id); id != 0 && string(payload) != want {
-			t.Errorf("frame %d: payload %q", id, payload)
+		code, payload, err := DecodeResponse(body)
+		want := fmt.Sprint(id)
+		if id == 0 {
+			want = "first"
+		}
+		if err != nil || code != OK || string(payload) != want {
+			t.Errorf("frame %d: code %d payload %q %v, want %q", id, code, payload, err, want)
+		}
+		if seen[id] {
+			t.Errorf("frame %d written twice", id)
 		}
 		seen[id] = true
+	}
+	if _, _, _, err := r.Next(false); err != io.EOF {
+		t.Errorf("after 51 frames: %v, want io.EOF", err)
 	}
 	if len(seen) != 51 {
 		t.Errorf("%d distinct frames, want 51", len(seen))
 	}
-
-	// Queue writes nothing; Flush writes everything queued in one write.
-	cw2 := &countWriter{}
-	w2 := NewWriter(cw2)
-	for i := 0; i < 10; i++ {
-		w2.Queue(func(b []byte) []byte { return AppendResponse(b, uint32(i), OK, nil) })
-	}
-	if n, _ := cw2.stats(); n != 0 {
-		t.Errorf("Queue wrote %d times", n)
-	}
-	if err := w2.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if n, data := cw2.stats(); n != 1 || len(data) != 10*FrameSize(1) {
-		t.Errorf("Flush: %d writes of %d bytes, want 1 of %d", n, len(data), 10*FrameSize(1))
-	}
-	if err := w2.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := cw2.stats(); n != 1 {
-		t.Errorf("an empty Flush wrote")
-	}
+	stop(t, w)
 }
 
-// TestWriterError checks that the first write error sticks.
+// TestWriterQueueFlush checks that Queue writes nothing until Flush, which
+// writes everything queued in one write, and that an empty Flush writes
+// nothing.
+func TestWriterQueueFlush(t *testing.T) {
+	cw := &countWriter{}
+	w := NewWriter(cw)
+	for i := 0; i < 10; i++ {
+		if err := w.Queue(resp(uint32(i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // give a wrongly woken writer a chance to write
+	if n, _ := cw.stats(); n != 0 {
+		t.Fatalf("Queue wrote %d times", n)
+	}
+	w.Flush()
+	waitWrites(t, cw, 1)
+	within(t, "Drain", func() {
+		if err := w.Drain(); err != nil {
+			t.Error(err)
+		}
+	})
+	if n, data := cw.stats(); n != 1 || len(data) != 10*FrameSize(1) {
+		t.Errorf("Flush: %d writes of %d bytes, want 1 of %d", n, len(data), 10*FrameSize(1))
+	}
+	w.Flush()
+	within(t, "Drain", func() { w.Drain() })
+	time.Sleep(20 * time.Millisecond)
+	if n, _ := cw.stats(); n != 1 {
+		t.Errorf("an empty Flush wrote")
+	}
+	stop(t, w)
+}
+
+// TestWriterError checks that a write error sticks: Send, Queue and Post
+// fail with it without running their functions, and Close does not hide
+// it.
 func TestWriterError(t *testing.T) {
+	ctx := context.Background()
 	boom := errors.New("boom")
 	cw := &countWriter{err: boom}
 	w := NewWriter(cw)
-	if err := w.Send(func(b []byte) []byte { return AppendResponse(b, 1, OK, nil) }); err != boom {
-		t.Fatalf("Send: %v", err)
+	// Send does not wait for the write, so it cannot see its error.
+	if err := w.Send(ctx, resp(1, nil)); err != nil {
+		t.Fatalf("Send before the write: %v", err)
 	}
-	if err := w.Queue(func(b []byte) []byte { return b }); err != boom {
-		t.Errorf("Queue after error: %v", err)
+	within(t, "Drain", func() {
+		if err := w.Drain(); err != boom {
+			t.Errorf("Drain: %v, want %v", err, boom)
+		}
+	})
+	called := false
+	fn := func(b []byte) []byte {
+		called = true
+		return AppendResponse(b, 2, OK, nil)
 	}
-	if err := w.Send(func(b []byte) []byte { return b }); err != boom {
-		t.Errorf("Send after error: %v", err)
+	if err := w.Send(ctx, fn); err != boom {
+		t.Errorf("Send after the error: %v", err)
 	}
-	if err := w.Flush(); err != boom {
-		t.Errorf("Flush after error: %v", err)
+	if err := w.Queue(fn); err != boom {
+		t.Errorf("Queue after the error: %v", err)
 	}
+	if err := w.Post(fn); err != boom {
+		t.Errorf("Post after the error: %v", err)
+	}
+	if called {
+		t.Error("a frame was built after the error")
+	}
+	w.Flush()
 	if err := w.Err(); err != boom {
 		t.Errorf("Err: %v", err)
+	}
+	stop(t, w)
+	if err := w.Err(); err != boom {
+		t.Errorf("Err after Close: %v", err)
+	}
+	if err := w.Send(ctx, fn); err != boom {
+		t.Errorf("Send after Close: %v", err)
 	}
 	if n, _ := cw.stats(); n != 1 {
 		t.Errorf("%d writes after an error, want 1", n)
 	}
 }
 
+// TestWriterBufferLimit blocks the connection's write: once BufferLimit
+// bytes wait, Send waits for room until its context ends, Queue until
+// Close, and Post never waits. Wait returns once the blocked write ends.
+func TestWriterBufferLimit(t *testing.T) {
+	ctx := context.Background()
+	cw := holdingWriter()
+	released := false
+	defer func() {
+		if !released {
+			close(cw.hold)
+		}
+	}()
+	w := NewWriter(cw)
+	if err := w.Send(ctx, resp(0, []byte("first"))); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "the first write", cw.held)
+	// One frame may take the buffer past the limit.
+	within(t, "Send on an empty buffer", func() {
+		if err := w.Send(ctx, resp(1, make([]byte, BufferLimit))); err != nil {
+			t.Error(err)
+		}
+	})
+
+	called := false
+	fn := func(b []byte) []byte {
+		called = true
+		return AppendResponse(b, 2, OK, nil)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	within(t, "Send with a deadline on a full buffer", func() {
+		if err := w.Send(short, fn); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Send on a full buffer: %v, want context.DeadlineExceeded", err)
+		}
+	})
+	gone, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	within(t, "Send with a canceled context on a full buffer", func() {
+		if err := w.Send(gone, fn); !errors.Is(err, context.Canceled) {
+			t.Errorf("Send on a full buffer: %v, want context.Canceled", err)
+		}
+	})
+	if called {
+		t.Error("Send built its frame without room")
+	}
+	within(t, "Post on a full buffer", func() {
+		if err := w.Post(resp(3, nil)); err != nil {
+			t.Errorf("Post on a full buffer: %v", err)
+		}
+	})
+
+	// Senders without a deadline wait until Close.
+	waiting := make(chan error, 2)
+	go func() { waiting <- w.Send(ctx, fn) }()
+	go func() { waiting <- w.Queue(fn) }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-waiting:
+		t.Fatalf("a sender returned %v on a full buffer", err)
+	default:
+	}
+	w.Close()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-waiting:
+			if err != ErrWriterClosed {
+				t.Errorf("waiting sender after Close: %v, want ErrWriterClosed", err)
+			}
+		case <-time.After(bound):
+			t.Fatal("a waiting sender did not return after Close")
+		}
+	}
+	if called {
+		t.Error("a frame was built after Close")
+	}
+	if err := w.Send(ctx, fn); err != ErrWriterClosed {
+		t.Errorf("Send after Close: %v", err)
+	}
+	if err := w.Queue(fn); err != ErrWriterClosed {
+		t.Errorf("Queue after Close: %v", err)
+	}
+	if err := w.Post(fn); err != ErrWriterClosed {
+		t.Errorf("Post after Close: %v", err)
+	}
+	w.Close() // again: harmless
+
+	waited := make(chan struct{})
+	go func() {
+		w.Wait()
+		close(waited)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while a write was blocked")
+	default:
+	}
+	close(cw.hold)
+	released = true
+	waitClosed(t, "Wait once the blocked write ended", waited)
+	if n, data := cw.stats(); n != 1 || len(data) != FrameSize(1+len("first")) {
+		t.Errorf("%d writes of %d bytes, want only the first frame: Close drops what waits", n, len(data))
+	}
+}
+
+// TestWriterDrain checks that Drain returns only once every frame appended
+// before it, sent or queued, is written.
+func TestWriterDrain(t *testing.T) {
+	ctx := context.Background()
+	cw := holdingWriter()
+	w := NewWriter(cw)
+	var want []byte
+	send := func(id uint32, queue bool) {
+		t.Helper()
+		var err error
+		if queue {
+			err = w.Queue(resp(id, []byte(fmt.Sprint(id))))
+		} else {
+			err = w.Send(ctx, resp(id, []byte(fmt.Sprint(id))))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = AppendResponse(want, id, OK, []byte(fmt.Sprint(id)))
+	}
+	send(1, false)
+	waitClosed(t, "the first write", cw.held)
+	send(2, false)
+	send(3, true)
+	drained := make(chan error, 1)
+	go func() { drained <- w.Drain() }()
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned %v while a write was held", err)
+	default:
+	}
+	close(cw.hold)
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(bound):
+		t.Fatal("Drain did not return once the write was released")
+	}
+	if _, data := cw.stats(); !bytes.Equal(data, want) {
+		t.Fatalf("Drain returned with %d of %d bytes written", len(data), len(want))
+	}
+
+	// Queued frames are written by Drain without a Flush.
+	send(4, true)
+	within(t, "Drain of a queued frame", func() {
+		if err := w.Drain(); err != nil {
+			t.Error(err)
+		}
+	})
+	if _, data := cw.stats(); !bytes.Equal(data, want) {
+		t.Fatalf("Drain returned with %d of %d bytes written", len(data), len(want))
+	}
+	within(t, "Drain of nothing", func() {
+		if err := w.Drain(); err != nil {
+			t.Error(err)
+		}
+	})
+	stop(t, w)
+}
+
 // TestWriterConcurrent has many goroutines send frames of varied sizes,
-// some queued and flushed, over a synchronous pipe, while one reader checks
-// that every frame arrives intact and each goroutine's frames in order.
+// some with Send, some queued and flushed, some posted, over a synchronous
+// pipe, while one reader checks that every frame arrives intact and each
+// goroutine's frames in order. Some frames are large enough for senders to
+// wait for room in the buffer.
 func TestWriterConcurrent(t *testing.T) {
 	const senders, frames = 12, 150
 	if testing.Short() {
@@ -816,6 +1148,9 @@ func TestWriterConcurrent(t *testing.T) {
 	w := NewWriter(a)
 	payload := func(g, i int) []byte {
 		n := (g*7919 + i*104729) % 3000
+		if i%37 == 0 {
+			n += BufferLimit / 8
+		}
 		p := make([]byte, n)
 		for j := range p {
 			p[j] = byte(g ^ i ^ j)
@@ -824,7 +1159,7 @@ func TestWriterConcurrent(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		r := NewReader(bufio.NewReader(b), 0)
+		r := NewReader(bufio.NewReader(b))
 		next := make([]int, senders)
 		for n := 0; n < senders*frames; n++ {
 			typ, id, body, err := r.Next(n%2 == 0)
@@ -846,6 +1181,7 @@ func TestWriterConcurrent(t *testing.T) {
 		}
 		done <- nil
 	}()
+	ctx := context.Background()
 	var wg sync.WaitGroup
 	for g := 0; g < senders; g++ {
 		wg.Add(1)
@@ -856,25 +1192,26 @@ func TestWriterConcurrent(t *testing.T) {
 				p := payload(g, i)
 				fn := func(b []byte) []byte { return AppendResponse(b, id, OK, p) }
 				var err error
-				if g%3 == 0 {
+				switch g % 3 {
+				case 0:
 					err = w.Queue(fn)
-					if err == nil && i%5 == 4 {
-						err = w.Flush()
+					if i%5 == 4 {
+						w.Flush()
 					}
-				} else {
-					err = w.Send(fn)
+				case 1:
+					err = w.Send(ctx, fn)
+				case 2:
+					err = w.Post(fn)
 				}
 				if err != nil {
 					t.Error(err)
 					return
 				}
 			}
-			if err := w.Flush(); err != nil {
-				t.Error(err)
-			}
+			w.Flush()
 		}()
 	}
-	wg.Wait()
+	within(t, "the senders", wg.Wait)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -883,4 +1220,10 @@ func TestWriterConcurrent(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("reader did not receive every frame: frames were lost or a flush never happened")
 	}
+	within(t, "Drain", func() {
+		if err := w.Drain(); err != nil {
+			t.Error(err)
+		}
+	})
+	stop(t, w)
 }

@@ -1,0 +1,113 @@
+// Package backend is the seam between party's public API and what runs its
+// operations. The root package calls a Backend and nothing else; package
+// node implements it for a database directory shared by processes
+// (electing a leader, running calls on this process's engine when it leads
+// and over the socket when it follows), and a backend in another module
+// can implement it for another store.
+//
+// The interfaces are about data, not transport: a Backend never shows a
+// socket, a frame or a response code, and it reports outcomes with the
+// errors of this package, which the root package exports under the same
+// names.
+//
+// Every method that takes byte slices reads them only until it returns:
+// the caller may reuse them at once, whatever the outcome, even when the
+// call was abandoned because its context ended.
+package backend
+
+import (
+	"context"
+	"time"
+)
+
+// Range is a range of keys: Start inclusive, Limit exclusive; a nil bound
+// is unbounded (an empty one is not).
+type Range struct {
+	Start, Limit []byte
+}
+
+// SeekMode says where Cursor.Seek positions a cursor; the cursor then moves
+// in the mode's direction.
+type SeekMode uint8
+
+// Seek modes. Forward modes move to ascending keys, backward ones to
+// descending keys.
+const (
+	SeekFirst  SeekMode = iota // first key of the range, forward
+	SeekLast                   // last key of the range, backward
+	SeekGE                     // first key >= key, forward
+	SeekAfter                  // first key > key, forward
+	SeekBefore                 // last key < key, backward
+	SeekModes                  // the number of modes
+)
+
+// Backward reports whether the mode moves to descending keys.
+func (m SeekMode) Backward() bool { return m == SeekLast || m == SeekBefore }
+
+// Reader reads the database as it is now, or as a snapshot saw it.
+type Reader interface {
+	// Get returns the value of key, which belongs to the caller, or
+	// ErrNotFound.
+	Get(ctx context.Context, key []byte) ([]byte, error)
+	// Has reports whether key is present.
+	Has(ctx context.Context, key []byte) (bool, error)
+	// NewCursor returns a cursor over r. Its view of the data is taken
+	// now if the backend can reach the data now, otherwise at its first
+	// Seek. Its methods take their own contexts.
+	NewCursor(ctx context.Context, r Range) (Cursor, error)
+}
+
+// Backend runs a handle's operations.
+type Backend interface {
+	Reader
+	// Put sets key to value.
+	Put(ctx context.Context, key, value []byte) error
+	// Delete removes key; an absent key is not an error.
+	Delete(ctx context.Context, key []byte) error
+	// Write applies b atomically.
+	Write(ctx context.Context, b *Batch) error
+	// DeleteRange removes every key in r.
+	DeleteRange(ctx context.Context, r Range) error
+	// GetSnapshot returns a frozen view of the database.
+	GetSnapshot(ctx context.Context) (Snapshot, error)
+	// Status describes what serves the database.
+	Status(ctx context.Context) (Status, error)
+	// IsLeader reports whether this handle serves the database to others.
+	IsLeader() bool
+	// Elected is closed when this handle becomes the leader.
+	Elected() <-chan struct{}
+	// Close fails pending calls with ErrClosed and releases everything.
+	Close() error
+}
+
+// Snapshot is a frozen view of the database.
+type Snapshot interface {
+	Reader
+	// Release frees the snapshot; later calls fail with
+	// ErrSnapshotReleased. It may be called more than once.
+	Release()
+}
+
+// Cursor walks a range of keys. The key and value it returns are valid
+// until its next move. A Cursor is used by one goroutine at a time, but
+// Release may be called from any goroutine.
+type Cursor interface {
+	// Seek positions the cursor as mode says and returns the entry there;
+	// ok is false past the end of the range in the mode's direction.
+	Seek(ctx context.Context, mode SeekMode, key []byte) (k, v []byte, ok bool, err error)
+	// Next returns the entry after the current one in the direction of
+	// the last Seek.
+	Next(ctx context.Context) (k, v []byte, ok bool, err error)
+	// Release frees the cursor. It may be called more than once.
+	Release()
+}
+
+// Status describes what serves a database.
+type Status struct {
+	IsLeader  bool      // the handle asked is the leader
+	PID       int       // the leader's process id
+	LeaderID  [16]byte  // random id of the leader's term, new at every election
+	Since     time.Time // when the leader was elected
+	Followers int       // handles connected to the leader
+	DiskSize  int64     // bytes of the database's files on disk
+}

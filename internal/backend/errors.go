@@ -1,0 +1,41 @@
+package backend
+
+import "errors"
+
+// Errors of operations. The root package exports each under the same name.
+var (
+	// ErrNotFound: Get found no such key.
+	ErrNotFound = errors.New("party: not found")
+	// ErrClosed: the handle is closed, or was closed while the operation
+	// was pending.
+	ErrClosed = errors.New("party: database closed")
+	// ErrTooLarge: a key, value or batch too large to cross to the leader.
+	ErrTooLarge = errors.New("party: entry exceeds the size limit")
+)
+
+// Errors of failover.
+var (
+	// ErrLeaderLost: the leader was lost while the operation was in flight,
+	// and the handle does not retry.
+	ErrLeaderLost = errors.New("party: leader lost")
+	// ErrSnapshotLost: the leader holding the snapshot was lost.
+	ErrSnapshotLost = errors.New("party: snapshot lost with its leader")
+	// ErrSnapshotReleased: the snapshot was released.
+	ErrSnapshotReleased = errors.New("party: snapshot released")
+)
+
+// LeaderError is an error the storage engine reported for an operation. It
+// is not a transport failure: the operation reached the engine and failed
+// there, so it is never retried. When the engine is in this process, Err
+// is the engine's own error and errors.Is and errors.As see it; when the
+// leader is another process only its message crosses the socket.
+type LeaderError struct {
+	Msg string // the engine's message
+	Err error  // the engine's error, when the leader is this process
+}
+
+func (e *LeaderError) Error() string { return "party: leader: " + e.Msg }
+
+// Unwrap returns the engine's error, or nil when it stayed in the leader's
+// process.
+func (e *LeaderError) Unwrap() error { return e.Err }
