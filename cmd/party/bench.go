@@ -1,8 +1,9 @@
 package main
 
 import (
-	"github.com/levelparty/party/internal/bench"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party/cmd/party/internal/bench"
 )
 
 func newBenchCmd() *cobra.Command {

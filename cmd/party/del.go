@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
 )
 
 func newDelCmd(g *globals) *cobra.Command {

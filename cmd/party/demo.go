@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -223,7 +225,7 @@ func (d *demo) start(ctx context.Context, exe, name string, writer int, args ...
 		c.seen = make([]int64, d.writers)
 	}
 	c.cmd = exec.Command(exe, args...)
-	c.cmd.SysProcAttr = childProcAttr()
+	c.cmd.SysProcAttr = child.Attr()
 	c.cmd.Stderr = &c.stderr
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -455,7 +457,7 @@ func (d *demo) summary() error {
 		acked += c.acked
 		found += min(f, c.acked)
 		extra += max(f-c.acked, 0)
-		parts = append(parts, fmt.Sprintf("%s: %s", c.name, thousands(c.acked)))
+		parts = append(parts, fmt.Sprintf("%s: %s", c.name, child.Thousands(c.acked)))
 		if f < c.acked {
 			missing = append(missing, fmt.Sprintf("%s acknowledged %d but the database holds %d", c.name, c.acked, f))
 		}
@@ -469,20 +471,20 @@ func (d *demo) summary() error {
 	}
 
 	d.printf("\nsummary\n")
-	d.printf("  writes acknowledged        %-7s (%s)\n", thousands(acked), strings.Join(parts, ", "))
+	d.printf("  writes acknowledged        %-7s (%s)\n", child.Thousands(acked), strings.Join(parts, ", "))
 	foundNote := "every acknowledged write is in the database"
 	if len(missing) > 0 {
 		foundNote = "LOST: " + strings.Join(missing, "; ")
 	}
-	d.printf("  acknowledged writes found  %-7s %s %s\n", thousands(found), ok(found == acked), foundNote)
+	d.printf("  acknowledged writes found  %-7s %s %s\n", child.Thousands(found), ok(found == acked), foundNote)
 	if extra > 0 {
-		d.printf("  applied, not acknowledged  %-7s (killed mid-write; writes are at-least-once)\n", thousands(extra))
+		d.printf("  applied, not acknowledged  %-7s (killed mid-write; writes are at-least-once)\n", child.Thousands(extra))
 	}
 	readerNote := "no counter ever went backwards"
 	if d.backwards != "" {
 		readerNote = d.backwards
 	}
-	d.printf("  reader                     %s scans, %s %s\n", thousands(reader.scans), readerNote, ok(d.backwards == ""))
+	d.printf("  reader                     %s scans, %s %s\n", child.Thousands(reader.scans), readerNote, ok(d.backwards == ""))
 	d.printf("  leader before the kill     %s, pid %d\n", d.before.name, d.before.pid)
 	if d.after != nil {
 		d.printf("  leader after the kill      %s, pid %d\n", d.after.name, d.after.pid)
@@ -520,7 +522,7 @@ func (d *demo) row() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%7s", seconds(time.Since(d.t0)))
 	for _, c := range d.children[:d.writers] {
-		v := thousands(c.acked)
+		v := child.Thousands(c.acked)
 		if c == d.killed {
 			v = "killed"
 		}
@@ -528,7 +530,7 @@ func (d *demo) row() string {
 	}
 	sb.WriteString("   ")
 	for _, v := range d.children[d.writers].seen {
-		fmt.Fprintf(&sb, " %s", thousands(v))
+		fmt.Fprintf(&sb, " %s", child.Thousands(v))
 	}
 	return sb.String()
 }

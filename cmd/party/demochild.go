@@ -7,8 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // demoPrefix holds the demo writers' keys: demo/writer-1, demo/writer-2...
@@ -27,7 +29,7 @@ func newDemoWriterCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(2),
 		RunE: runE(func(cmd *cobra.Command, args []string) (err error) {
-			lw := &lineWriter{w: cmd.OutOrStdout()}
+			lw := child.NewLines(cmd.OutOrStdout())
 			stop := stdinClosed(cmd.InOrStdin())
 			db, err := childOpen(args[0], lw, stop)
 			if err != nil {
@@ -41,10 +43,10 @@ func newDemoWriterCmd() *cobra.Command {
 				if err := db.Put(context.Background(), key, []byte(strconv.Itoa(n))); err != nil {
 					return err
 				}
-				lw.printf("ack %d %d", n, time.Now().UnixNano())
+				lw.Printf("ack %d %d", n, time.Now().UnixNano())
 				select {
 				case <-stop:
-					lw.printf("done")
+					lw.Printf("done")
 					return nil
 				case <-time.After(demoPace):
 				}
@@ -67,7 +69,7 @@ func newDemoReaderCmd() *cobra.Command {
 			if err != nil || n < 1 {
 				return usageErrorf("WRITERS must be a positive number, not %q", args[1])
 			}
-			lw := &lineWriter{w: cmd.OutOrStdout()}
+			lw := child.NewLines(cmd.OutOrStdout())
 			stop := stdinClosed(cmd.InOrStdin())
 			db, err := childOpen(args[0], lw, stop)
 			if err != nil {
@@ -91,10 +93,10 @@ func newDemoReaderCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("scanning: %w", err)
 				}
-				lw.printf("seen %d %s", time.Now().UnixNano(), strings.Join(seen, " "))
+				lw.Printf("seen %d %s", time.Now().UnixNano(), strings.Join(seen, " "))
 				select {
 				case <-stop:
-					lw.printf("done")
+					lw.Printf("done")
 					return nil
 				case <-time.After(demoPace):
 				}

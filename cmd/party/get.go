@@ -5,8 +5,9 @@ import (
 	"context"
 	"errors"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
 )
 
 func newGetCmd(g *globals) *cobra.Command {

@@ -5,8 +5,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
 )
 
 func newHasCmd(g *globals) *cobra.Command {

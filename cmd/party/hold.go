@@ -1,14 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // The hidden commands below run as child processes of tests and of the
@@ -16,32 +16,20 @@ import (
 // fields: "ready PID LEADER UNIXNANO" once open, "leader UNIXNANO" when
 // elected later, and command-specific lines. They stop when stdin closes.
 
-// lineWriter prints whole lines from several goroutines.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", args...)
-}
-
 // childOpen opens dir for a child process and announces it: "ready", then
 // "leader" if it becomes leader later (until stop closes).
-func childOpen(dir string, lw *lineWriter, stop <-chan struct{}) (*party.DB, error) {
+func childOpen(dir string, lw *child.Lines, stop <-chan struct{}) (*party.DB, error) {
 	db, err := party.Open(dir, &party.Options{OpenTimeout: 30 * time.Second})
 	if err != nil {
 		return nil, err
 	}
 	leader := db.IsLeader()
-	lw.printf("ready %d %t %d", os.Getpid(), leader, time.Now().UnixNano())
+	lw.Printf("ready %d %t %d", os.Getpid(), leader, time.Now().UnixNano())
 	if !leader {
 		go func() {
 			select {
 			case <-db.Elected():
-				lw.printf("leader %d", time.Now().UnixNano())
+				lw.Printf("leader %d", time.Now().UnixNano())
 			case <-stop:
 			}
 		}()
@@ -66,7 +54,7 @@ func newHoldCmd(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			lw := &lineWriter{w: cmd.OutOrStdout()}
+			lw := child.NewLines(cmd.OutOrStdout())
 			stop := stdinClosed(cmd.InOrStdin())
 			db, err := childOpen(args[0], lw, stop)
 			if err != nil {
@@ -77,7 +65,7 @@ func newHoldCmd(g *globals) *cobra.Command {
 			case <-cmd.Context().Done():
 			}
 			err = db.Close()
-			lw.printf("closed")
+			lw.Printf("closed")
 			return err
 		}),
 	}

@@ -9,8 +9,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
 )
 
 func newLoadCmd(g *globals) *cobra.Command {

@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/levelparty/party"
 )
 
 // rangeFlags select a range of keys: --prefix, --start and --end.

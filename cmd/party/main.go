@@ -18,9 +18,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/levelparty/party"
-	"github.com/levelparty/party/internal/bench"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/bench"
 )
 
 // Exit codes.

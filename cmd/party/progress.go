@@ -8,6 +8,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // progress shows entries, bytes and rates on stderr while dump or load
@@ -43,9 +45,9 @@ func newProgress(stderr io.Writer, quiet bool, verb string, total int64) *progre
 }
 
 func (p *progress) describe() string {
-	s := fmt.Sprintf("%s %s entries", p.verb, thousands(p.entries))
+	s := fmt.Sprintf("%s %s entries", p.verb, child.Thousands(p.entries))
 	if d := time.Since(p.start).Seconds(); d >= 0.5 {
-		s += fmt.Sprintf(" (%s/s)", thousands(int64(float64(p.entries)/d)))
+		s += fmt.Sprintf(" (%s/s)", child.Thousands(int64(float64(p.entries)/d)))
 	}
 	return s
 }
@@ -71,16 +73,4 @@ func (p *progress) finish() {
 	p.bar.Describe(p.describe())
 	p.bar.Finish()
 	fmt.Fprintln(p.w)
-}
-
-// thousands formats n with commas: 1234567 is 1,234,567.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return "-" + thousands(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }

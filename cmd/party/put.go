@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/levelparty/party"
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party"
 )
 
 func newPutCmd(g *globals) *cobra.Command {

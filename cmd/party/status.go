@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -117,5 +119,5 @@ func sizeString(n int64) string {
 	if u == 0 {
 		return fmt.Sprintf("%d bytes", n)
 	}
-	return fmt.Sprintf("%.1f %s (%s bytes)", f, units[u], thousands(n))
+	return fmt.Sprintf("%.1f %s (%s bytes)", f, units[u], child.Thousands(n))
 }

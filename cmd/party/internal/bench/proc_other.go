@@ -4,10 +4,7 @@ package bench
 
 import (
 	"errors"
-	"syscall"
 )
-
-func childProcAttr() *syscall.SysProcAttr { return nil }
 
 // rssSupported says whether rss works here.
 const rssSupported = false

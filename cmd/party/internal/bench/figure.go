@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // Kind says which measures a Figure holds.
@@ -173,9 +175,9 @@ func WriteTable(w io.Writer, figs []Figure) error {
 			if strings.Contains(f.Name, "iter") {
 				unit = "entries/s"
 			}
-			head := fmt.Sprintf("%s (%d reps × %s)", f.Name, f.Reps, count(f.Ops))
+			head := fmt.Sprintf("%s (%d reps × %s)", f.Name, f.Reps, child.Thousands(int64(f.Ops)))
 			if f.Note != "" {
-				head = fmt.Sprintf("%s (%d reps × %s; %s)", f.Name, f.Reps, count(f.Ops), f.Note)
+				head = fmt.Sprintf("%s (%d reps × %s; %s)", f.Name, f.Reps, child.Thousands(int64(f.Ops)), f.Note)
 			}
 			row(head, "party "+unit, f.OpsPerSec, 0)
 			row("", "party p50 µs", f.P50us, 3)
@@ -185,7 +187,7 @@ func WriteTable(w io.Writer, figs []Figure) error {
 			row("", "direct p99 µs", f.DirectP99us, 3)
 			row("", "ratio party/direct", f.Ratio, 3)
 		case Bound:
-			head := fmt.Sprintf("%s (%d reps × %s)", f.Name, f.Reps, count(f.Ops))
+			head := fmt.Sprintf("%s (%d reps × %s)", f.Name, f.Reps, child.Thousands(int64(f.Ops)))
 			row(head, "round trips/s", f.OpsPerSec, 0)
 			row("", "p50 µs", f.P50us, 3)
 			row("", "p99 µs", f.P99us, 3)
@@ -198,7 +200,7 @@ func WriteTable(w io.Writer, figs []Figure) error {
 				row("", "goleveldb open max ms", f.OpenMaxMs, 2)
 			}
 		case Memory:
-			head := fmt.Sprintf("%s (%d reps, %.0f MB range, %s entries)", f.Name, f.Reps, f.RangeMB, count(f.Ops))
+			head := fmt.Sprintf("%s (%d reps, %.0f MB range, %s entries)", f.Name, f.Reps, f.RangeMB, child.Thousands(int64(f.Ops)))
 			row(head, "leader RSS growth MB", f.LeaderRSSGrowthMB, 1)
 			row("", "follower RSS growth MB", f.FollowerRSSGrowthMB, 1)
 			row("", "goleveldb direct reader RSS growth MB", f.DirectRSSGrowthMB, 1)
@@ -215,23 +217,7 @@ func formatNum(v float64, digits int) string {
 	if digits > 0 {
 		return fmt.Sprintf("%.*f", digits, v)
 	}
-	return count(int(math.Round(v)))
-}
-
-// count writes n with thousands separated by commas.
-func count(n int) string {
-	s := fmt.Sprint(n)
-	if n < 0 {
-		return s
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return child.Thousands(int64(math.Round(v)))
 }
 
 // sample is what one side of one repetition measured.

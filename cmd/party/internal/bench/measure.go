@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // Keys are 16 bytes: an 8-byte prefix and a big-endian number. The fill
@@ -237,7 +238,7 @@ func (r *runner) throughputFigure(name string, ops int, self string, leader *pro
 		dp99 = append(dp99, dp[1])
 		ratio = append(ratio, ps.opsPerSec()/ds.opsPerSec())
 		r.logf("%s rep %d/%d: party %s/s p50 %.2f µs p99 %.2f µs; direct %s/s p50 %.2f µs; ratio %.3f",
-			name, rep+1, r.sz.reps, count(int(ps.opsPerSec())), pp[0], pp[1], count(int(ds.opsPerSec())), dp[0], ps.opsPerSec()/ds.opsPerSec())
+			name, rep+1, r.sz.reps, child.Thousands(int64(ps.opsPerSec())), pp[0], pp[1], child.Thousands(int64(ds.opsPerSec())), dp[0], ps.opsPerSec()/ds.opsPerSec())
 	}
 	f.OpsPerSec, f.P50us, f.P99us = spread(rate), spread(p50), spread(p99)
 	f.DirectOpsPerSec, f.DirectP50us, f.DirectP99us = spread(drate), spread(dp50), spread(dp99)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // roundtripLen is the size of a round trip's message, each way: a key and
@@ -56,7 +58,7 @@ func (r *runner) roundtripFigure() ([]Figure, error) {
 		}
 		p := percentiles(s.lat, 50, 99)
 		rate, p50, p99 = append(rate, s.opsPerSec()), append(p50, p[0]), append(p99, p[1])
-		r.logf("%s rep %d/%d: %s/s p50 %.2f µs p99 %.2f µs", SocketRoundtripSeq, rep+1, r.sz.reps, count(int(s.opsPerSec())), p[0], p[1])
+		r.logf("%s rep %d/%d: %s/s p50 %.2f µs p99 %.2f µs", SocketRoundtripSeq, rep+1, r.sz.reps, child.Thousands(int64(s.opsPerSec())), p[0], p[1])
 	}
 	f.OpsPerSec, f.P50us, f.P99us = spread(rate), spread(p50), spread(p99)
 	return []Figure{f}, nil

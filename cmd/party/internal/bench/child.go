@@ -18,10 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // Environment of a child process.
@@ -51,7 +53,7 @@ func MaybeChild() {
 	if role == "" {
 		return
 	}
-	out := &lineWriter{w: os.Stdout}
+	out := child.NewLines(os.Stdout)
 	dir := os.Getenv(envDir)
 	var err error
 	switch {
@@ -69,28 +71,16 @@ func MaybeChild() {
 		err = fmt.Errorf("unknown role %q", role)
 	}
 	if err != nil {
-		out.printf("error %s: %v", role, err)
+		out.Printf("error %s: %v", role, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
 
-// lineWriter writes whole lines, one write each, from any goroutine.
-type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", args...)
-}
-
 // leaderChild opens the database, which must make it leader, says
 // "ready PID", and serves until stdin closes. Commands on stdin:
 // "cpuprofile PATH" starts a CPU profile, "stop" ends it.
-func leaderChild(dir string, out *lineWriter) (err error) {
+func leaderChild(dir string, out *child.Lines) (err error) {
 	db, err := party.Open(dir, nil)
 	if err != nil {
 		return err
@@ -103,7 +93,7 @@ func leaderChild(dir string, out *lineWriter) (err error) {
 	if !db.IsLeader() {
 		return errors.New("the leader child became a follower: someone else leads the fresh directory")
 	}
-	out.printf("ready %d", os.Getpid())
+	out.Printf("ready %d", os.Getpid())
 	var prof *os.File
 	defer func() {
 		if prof != nil {
@@ -137,7 +127,7 @@ func leaderChild(dir string, out *lineWriter) (err error) {
 		default:
 			return fmt.Errorf("unknown command %q", sc.Text())
 		}
-		out.printf("ok")
+		out.Printf("ok")
 	}
 	return nil
 }
@@ -146,7 +136,7 @@ func leaderChild(dir string, out *lineWriter) (err error) {
 // "ready PID", and serves commands until stdin closes: "read N BATCH
 // SLEEPNS" reads the first N fill entries, sleeping SLEEPNS nanoseconds
 // after every BATCH entries, and answers "ok".
-func directReaderChild(dir string, out *lineWriter) (err error) {
+func directReaderChild(dir string, out *child.Lines) (err error) {
 	db, err := leveldb.OpenFile(dir, &opt.Options{ReadOnly: true})
 	if err != nil {
 		return err
@@ -156,7 +146,7 @@ func directReaderChild(dir string, out *lineWriter) (err error) {
 			err = cerr
 		}
 	}()
-	out.printf("ready %d", os.Getpid())
+	out.Printf("ready %d", os.Getpid())
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		var n, batch int
@@ -168,7 +158,7 @@ func directReaderChild(dir string, out *lineWriter) (err error) {
 		if err := slowScan(db.NewIterator(&util.Range{Start: rng.Start, Limit: rng.Limit}, nil), n, batch, sleep); err != nil {
 			return err
 		}
-		out.printf("ok")
+		out.Printf("ok")
 	}
 	return nil
 }
@@ -182,7 +172,7 @@ const failoverPace = 250 * time.Microsecond
 // After every change of leader it says "gap NANOS ROLE": the wall-clock
 // time of the first put acknowledged by the new leader, and whether this
 // process is now "leader" or "follower". It stops when stdin closes.
-func failoverFollowerChild(dir string, out *lineWriter) (err error) {
+func failoverFollowerChild(dir string, out *child.Lines) (err error) {
 	var terms termCounter
 	db, err := party.Open(dir, &party.Options{Logger: slog.New(&terms)})
 	if err != nil {
@@ -215,13 +205,13 @@ func failoverFollowerChild(dir string, out *lineWriter) (err error) {
 		acked := time.Now().UnixNano()
 		if t := terms.n.Load(); t != seen {
 			if seen < 0 {
-				out.printf("ready %d", os.Getpid())
+				out.Printf("ready %d", os.Getpid())
 			} else {
 				role := "follower"
 				if db.IsLeader() {
 					role = "leader"
 				}
-				out.printf("gap %d %s", acked, role)
+				out.Printf("gap %d %s", acked, role)
 			}
 			seen = t
 		}
@@ -284,7 +274,7 @@ func (r *runner) spawnWith(role, dir string, files ...*os.File) (*proc, error) {
 	}
 	cmd := exec.Command(r.exe)
 	cmd.Env = append(childEnv(), envChild+"="+role, envDir+"="+dir)
-	cmd.SysProcAttr = childProcAttr()
+	cmd.SysProcAttr = child.Attr()
 	cmd.ExtraFiles = files
 	p := &proc{role: role, cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{mu: &p.stderrMu, w: &p.stderr}

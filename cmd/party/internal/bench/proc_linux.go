@@ -6,14 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// childProcAttr makes the kernel kill a child if the measuring process
-// dies, so that no child outlives an interrupted run.
-func childProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // rssSupported says whether rss works here.
 const rssSupported = true

@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/levelparty/party"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/levelparty/party"
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // memEntries is the number of entries of the slow reader's range.
@@ -31,7 +33,7 @@ func (r *runner) followerFigures() ([]Figure, error) {
 	fill := max(sz.iterN, sz.memEntries())
 	directDir, partyDir := r.dir("direct"), r.dir("party")
 	r.logf("filling goleveldb with %s entries (%.0f MB of keys and values) and copying it for party...",
-		count(fill), float64(fill*(keyLen+valueLen))/(1<<20))
+		child.Thousands(int64(fill)), float64(fill*(keyLen+valueLen))/(1<<20))
 	t0 := time.Now()
 	if err := fillDirect(directDir, fill); err != nil {
 		return nil, err
@@ -90,7 +92,7 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 	// the engine rather than the engine's misses; both sides read them all
 	// once first, which fills their caches.
 	getKeys := min(sz.getKeys, fill)
-	getNote := fmt.Sprintf("random keys among %s of %s", count(getKeys), count(fill))
+	getNote := fmt.Sprintf("random keys among %s of %s", child.Thousands(int64(getKeys)), child.Thousands(int64(fill)))
 	if err := r.warm(db, direct, getKeys); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
 // socketPair returns the two ends of a connected unix stream socket, the
@@ -24,7 +26,7 @@ func socketPair() (*os.File, *os.File, error) {
 
 // echoChild answers every message of roundtripLen bytes on the socket it
 // inherited as descriptor 3 with the same bytes, until the socket closes.
-func echoChild(out *lineWriter) error {
+func echoChild(out *child.Lines) error {
 	f := os.NewFile(3, "roundtrip-echo")
 	c, err := net.FileConn(f)
 	f.Close()
@@ -32,7 +34,7 @@ func echoChild(out *lineWriter) error {
 		return err
 	}
 	defer c.Close()
-	out.printf("ready %d", os.Getpid())
+	out.Printf("ready %d", os.Getpid())
 	buf := make([]byte, roundtripLen)
 	for {
 		if _, err := io.ReadFull(c, buf); err != nil {
