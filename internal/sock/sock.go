@@ -7,7 +7,6 @@ package sock
 import (
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 )
 
@@ -24,12 +23,6 @@ func Path(dir string) string { return filepath.Join(dir, Name) }
 type Peer struct {
 	UID int
 	PID int // 0 when the platform does not tell
-}
-
-// Exists reports whether a socket file is present in dir.
-func Exists(dir string) bool {
-	fi, err := os.Lstat(Path(dir))
-	return err == nil && fi.Mode()&os.ModeSocket != 0
 }
 
 func listenUnix(addr string) (*net.UnixListener, error) {
