@@ -7,72 +7,93 @@ import (
 	"sync"
 )
 
-// Writer is the one goroutine that writes a connection. Other goroutines
-// hand it frames by appending them to a shared buffer; it writes whatever
-// has accumulated in one write, so frames that arrive while a write is
-// under way leave together in the next one. No one else ever waits on the
-// write system call: a sender waits only for room in the buffer, which is
-// bounded so that a peer that stops reading stops those who write to it,
-// and a sender with a context stops waiting when the context ends.
+// Writer writes a connection for many goroutines. They hand it frames by
+// appending them to a shared buffer, which is written whole, so frames
+// that arrive while a write is under way leave together in the next one.
+//
+// No sender ever waits on a write system call. When no write is under way,
+// the sender writes the buffer in place, without blocking: on an idle
+// connection a frame leaves at once, with no hand-off to another
+// goroutine. What the socket does not take at once goes to the Writer's
+// own goroutine, which waits until the peer reads; meanwhile senders only
+// append, and the buffer is bounded, so a peer that stops reading stops
+// those who write to it, and a sender with a context stops waiting when the
+// context ends.
 type Writer struct {
-	w io.Writer
+	w   io.Writer                 // blocking writes, by the writer goroutine
+	try func([]byte) (int, error) // a write that never blocks; nil if w has none
 
 	mu      sync.Mutex    // guards the fields below
-	buf     []byte        // frames waiting for the writer goroutine
+	buf     []byte        // frames waiting to be written
 	spare   []byte        // the previous write's buffer, reused
-	writing bool          // the writer goroutine is in a write
+	writing bool          // a write is under way: others only append
 	err     error         // why writing stopped; later calls return it
 	changed chan struct{} // closed when the buffer is taken, a write ends or writing stops; nil until someone waits
 
-	wake chan struct{} // there may be frames to write; capacity 1
+	wake chan struct{} // there may be frames for the writer goroutine; capacity 1
 	done chan struct{} // closed when the writer goroutine has returned
 }
 
-// BufferLimit is how many bytes of frames may wait for the writer before
+// BufferLimit is how many bytes of frames may wait to be written before
 // senders wait for room. A single frame may take the buffer past it.
 const BufferLimit = 1 << 20
 
 // maxSpare bounds the buffer kept for reuse between writes.
 const maxSpare = 4 << 20
 
+// maxRounds bounds how many writes one sender performs in place for frames
+// that others appended meanwhile, before it leaves the rest to the writer
+// goroutine.
+const maxRounds = 8
+
 // ErrWriterClosed is returned by calls after Close.
 var ErrWriterClosed = errors.New("connection writer closed")
 
-// NewWriter starts the writer goroutine of w. The owner calls Close when
-// done with the connection, and closes the connection itself, which ends a
-// write that is blocked.
+// NewWriter starts the writer goroutine of w. When w is a connection that
+// exposes its descriptor (syscall.Conn, as *net.UnixConn does), senders
+// write in place without blocking; otherwise every write is the writer
+// goroutine's. The owner calls Close when done with the connection, and
+// closes the connection itself, which ends a write that is blocked.
 func NewWriter(w io.Writer) *Writer {
-	wr := &Writer{w: w, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	wr := &Writer{w: w, try: tryWriter(w), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go wr.run()
 	return wr
 }
 
-// Send appends the frames fn builds once the buffer has room, and returns
-// without waiting for them to be written. fn runs on the caller's
+// Send appends the frames fn builds once the buffer has room, and writes
+// them in place if no write is under way and the socket takes them at
+// once; it never waits on the write itself. fn runs on the caller's
 // goroutine, so the caller's slices are read before Send returns. Send
 // fails with ctx's error if ctx ends while it waits for room, and with the
 // write error once writing has failed; either way fn has not run.
 func (w *Writer) Send(ctx context.Context, fn func([]byte) []byte) error {
-	if err := w.appendFrames(ctx.Done(), ctx.Err, fn); err != nil {
+	w.mu.Lock()
+	if err := w.appendLocked(ctx.Done(), ctx.Err, fn); err != nil {
+		w.mu.Unlock()
 		return err
 	}
-	w.kick()
+	w.flushLocked()
 	return nil
 }
 
-// Queue appends frames like Send, without waking the writer: a burst of
-// frames leaves together at the next Flush. It waits for room without a
-// context, until the peer reads or writing fails.
+// Queue appends frames like Send, without writing them: a burst of frames
+// leaves together at the next Flush. It waits for room without a context,
+// until the peer reads or writing fails.
 func (w *Writer) Queue(fn func([]byte) []byte) error {
-	return w.appendFrames(nil, nil, fn)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.appendLocked(nil, nil, fn)
 }
 
-// Flush makes the writer write what Queue appended.
-func (w *Writer) Flush() { w.kick() }
+// Flush writes what Queue appended, as Send does.
+func (w *Writer) Flush() {
+	w.mu.Lock()
+	w.flushLocked()
+}
 
-// Post appends frames without waiting for room, for the small control
-// frames that must never block their sender (an iterator's credit or
-// release).
+// Post appends frames without waiting for room, and writes them as Send
+// does: for the small control frames that must never block their sender
+// (an iterator's credit or release).
 func (w *Writer) Post(fn func([]byte) []byte) error {
 	w.mu.Lock()
 	if err := w.err; err != nil {
@@ -80,14 +101,12 @@ func (w *Writer) Post(fn func([]byte) []byte) error {
 		return err
 	}
 	w.buf = fn(w.buf)
-	w.mu.Unlock()
-	w.kick()
+	w.flushLocked()
 	return nil
 }
 
-func (w *Writer) appendFrames(done <-chan struct{}, cause func() error, fn func([]byte) []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// appendLocked waits for room and appends; w.mu is held.
+func (w *Writer) appendLocked(done <-chan struct{}, cause func() error, fn func([]byte) []byte) error {
 	for w.err == nil && len(w.buf) >= BufferLimit {
 		w.kick()
 		if !w.waitLocked(done) {
@@ -99,6 +118,58 @@ func (w *Writer) appendFrames(done <-chan struct{}, cause func() error, fn func(
 	}
 	w.buf = fn(w.buf)
 	return nil
+}
+
+// flushLocked writes the buffer in place, without blocking, unless a write
+// is under way; what the socket does not take goes to the writer
+// goroutine. It is called with w.mu held and releases it.
+func (w *Writer) flushLocked() {
+	for round := 0; w.try != nil && round < maxRounds && !w.writing && w.err == nil && len(w.buf) > 0; round++ {
+		out := w.buf
+		w.buf = w.spare[:0]
+		w.writing = true
+		w.signalLocked() // the buffer has room again
+		w.mu.Unlock()
+		n, err := w.try(out)
+		w.mu.Lock()
+		w.writing = false
+		w.signalLocked()
+		if err != nil {
+			w.failLocked(err)
+			break
+		}
+		if n < len(out) {
+			// The socket is full: the rest goes first, by the writer
+			// goroutine, which waits until the peer reads.
+			rest := make([]byte, 0, len(out)-n+len(w.buf))
+			w.buf = append(append(rest, out[n:]...), w.buf...)
+			w.keepSpare(out)
+			break
+		}
+		w.keepSpare(out)
+	}
+	if !w.writing && w.err == nil && len(w.buf) > 0 {
+		w.kick()
+	}
+	w.mu.Unlock()
+}
+
+// keepSpare keeps a written buffer for reuse, unless it is outsized.
+func (w *Writer) keepSpare(b []byte) {
+	if cap(b) <= maxSpare {
+		w.spare = b[:0]
+	} else {
+		w.spare = nil
+	}
+}
+
+// failLocked records the first write error and drops what waits.
+func (w *Writer) failLocked(err error) {
+	if w.err == nil {
+		w.err = err
+		w.buf = nil
+	}
+	w.signalLocked()
 }
 
 // Drain waits until every frame appended so far is written, or writing has
@@ -119,11 +190,7 @@ func (w *Writer) Drain() error {
 // ErrWriterClosed.
 func (w *Writer) Close() {
 	w.mu.Lock()
-	if w.err == nil {
-		w.err = ErrWriterClosed
-		w.buf = nil
-		w.signalLocked()
-	}
+	w.failLocked(ErrWriterClosed)
 	w.mu.Unlock()
 	w.kick()
 }
@@ -171,11 +238,13 @@ func (w *Writer) signalLocked() {
 	}
 }
 
+// run is the writer goroutine: it writes, blocking, what senders could
+// not write in place.
 func (w *Writer) run() {
 	defer close(w.done)
 	for range w.wake {
 		w.mu.Lock()
-		for len(w.buf) > 0 && w.err == nil {
+		for !w.writing && w.err == nil && len(w.buf) > 0 {
 			out := w.buf
 			w.buf = w.spare[:0]
 			w.writing = true
@@ -184,14 +253,9 @@ func (w *Writer) run() {
 			_, err := w.w.Write(out)
 			w.mu.Lock()
 			w.writing = false
-			if cap(out) <= maxSpare {
-				w.spare = out[:0]
-			} else {
-				w.spare = nil
-			}
-			if err != nil && w.err == nil {
-				w.err = err
-				w.buf = nil
+			w.keepSpare(out)
+			if err != nil {
+				w.failLocked(err)
 			}
 			w.signalLocked()
 		}

@@ -1,0 +1,184 @@
+//go:build unix
+
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// socketPair returns the two ends of a connected unix socket.
+func socketPair(t *testing.T) (a, b *net.UnixConn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make([]*net.UnixConn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), filepath.Join("socketpair", string(rune('a'+i))))
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c.(*net.UnixConn)
+		t.Cleanup(func() { conns[i].Close() })
+	}
+	return conns[0], conns[1]
+}
+
+// TestWriterInPlace: on a socket, a sender writes in place. With the
+// writer goroutine never woken, a frame sent on an idle connection is
+// already in the socket when Send returns.
+func TestWriterInPlace(t *testing.T) {
+	a, b := socketPair(t)
+	w := NewWriter(a)
+	defer w.Close()
+	if w.try == nil {
+		t.Fatal("no in-place write on a *net.UnixConn")
+	}
+	for i := range 100 {
+		if err := w.Send(context.Background(), func(buf []byte) []byte { return AppendResponse(buf, uint32(i), OK, []byte("x")) }); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing else writes: the frame is there now, or never.
+		got := make([]byte, FrameSize(2))
+		if n, err := readNow(b, got); err != nil || n != len(got) {
+			t.Fatalf("frame %d not in the socket when Send returned: %d bytes, %v", i, n, err)
+		}
+	}
+}
+
+// readNow reads what c holds now, without waiting.
+func readNow(c *net.UnixConn, b []byte) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var rerr error
+	if err := rc.Read(func(fd uintptr) bool {
+		n, rerr = syscall.Read(int(fd), b)
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	return n, rerr
+}
+
+// TestWriterSocketFull sends frames of up to 300 KiB from many goroutines
+// while the peer does not read at first, so that in-place writes are cut
+// short and the rest goes to the writer goroutine. Every frame arrives
+// whole, once, and in each goroutine's order.
+func TestWriterSocketFull(t *testing.T) {
+	a, b := socketPair(t)
+	w := NewWriter(a)
+	defer w.Close()
+	const goroutines, frames = 8, 60
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range frames {
+				body := make([]byte, 8+rand.N(300<<10))
+				binary.BigEndian.PutUint32(body, uint32(g))
+				binary.BigEndian.PutUint32(body[4:], uint32(i))
+				for j := 8; j < len(body); j++ {
+					body[j] = byte(g + i + j)
+				}
+				send := func(buf []byte) []byte { return AppendResponse(buf, uint32(g), OK, body) }
+				var err error
+				switch i % 3 {
+				case 0:
+					err = w.Send(context.Background(), send)
+				case 1:
+					err = w.Post(send)
+				default:
+					if err = w.Queue(send); err == nil {
+						w.Flush()
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // the socket fills up meanwhile
+	r := NewReader(bufio.NewReader(b))
+	next := make([]int, goroutines)
+	for n := 0; n < goroutines*frames; n++ {
+		b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, body, err := r.Next(false)
+		if err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		_, payload, err := DecodeResponse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, i := int(binary.BigEndian.Uint32(payload)), int(binary.BigEndian.Uint32(payload[4:]))
+		if g >= goroutines || i != next[g] {
+			t.Fatalf("frame %d: goroutine %d frame %d, want frame %d", n, g, i, next[g])
+		}
+		next[g]++
+		for j := 8; j < len(payload); j++ {
+			if payload[j] != byte(g+i+j) {
+				t.Fatalf("goroutine %d frame %d: byte %d corrupted", g, i, j)
+			}
+		}
+	}
+	wg.Wait()
+	if err := w.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := b.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("after every frame: %d more bytes, %v", n, err)
+	}
+}
+
+// TestWriterSocketStopped: a peer that never reads fills the socket; a
+// Send with a deadline then returns at its deadline, and closing the
+// connection ends the writer goroutine's blocked write.
+func TestWriterSocketStopped(t *testing.T) {
+	a, _ := socketPair(t)
+	w := NewWriter(a)
+	big := bytes.Repeat([]byte{'b'}, 4<<20)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var err error
+	for err == nil {
+		err = w.Send(ctx, func(buf []byte) []byte { return AppendResponse(buf, 1, OK, big) })
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send to a peer that never reads: %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("send returned %v after its 200ms deadline", took)
+	}
+	w.Close()
+	a.Close()
+	done := make(chan struct{})
+	go func() { w.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer goroutine still blocked after the connection closed")
+	}
+}
