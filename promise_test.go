@@ -300,3 +300,39 @@ func promiseWorks(t *testing.T, db *DB, when string) {
 		t.Fatalf("%s: iteration: %d entries, %v", when, n, err)
 	}
 }
+
+// TestPromiseIdleFollowerNoticesDeath: a follower that makes no call has
+// no goroutine reading its connection (waiting callers read in place), yet
+// it must notice at once that its leader died, and take over.
+func TestPromiseIdleFollowerNoticesDeath(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	child := rbStartChild(t, exe, "lead", dir, nil)
+	if l := child.Line(t); l != "leader=true" {
+		t.Fatalf("child: %s", l)
+	}
+	f := rbOpenFollower(t, dir)
+	// One call, so that the connection has been read in place and left
+	// with nobody reading.
+	if err := f.Put(rbCtx(t), []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case <-f.Elected():
+		t.Logf("the idle follower led %v after the kill", time.Since(start).Round(time.Millisecond))
+	case <-time.After(rbWait):
+		t.Fatalf("the idle follower did not notice its leader's death within %v", rbWait)
+	}
+	v, err := f.Get(rbCtx(t), []byte("k"))
+	if err != nil || string(v) != "v" {
+		t.Fatalf("get after taking over: %q, %v", v, err)
+	}
+}

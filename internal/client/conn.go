@@ -1,11 +1,21 @@
 // Package client is the follower's side of a connection to the leader: a
 // pipelined client that any number of goroutines share. A call is
 // registered under a request id before its frame is handed to the
-// connection's writer; the one reader goroutine finishes calls by id; when
-// the connection dies, the calls still unanswered are handed back in one
-// piece (TakePending) so that their owner retries or fails them in one
+// connection's writer; whoever reads the connection finishes calls by id;
+// when the connection dies, the calls still unanswered are handed back in
+// one piece (TakePending) so that their owner retries or fails them in one
 // place. Iterator streams are multiplexed on the same connection with
 // credit-based flow control.
+//
+// Reading: one goroutine at a time holds the read token. A goroutine that
+// waits for an answer (Await, a stream's Next) and finds nobody reading
+// reads the connection itself, dispatching every frame it meets, until its
+// own answer is there: a sequential caller gets its answer with no hand-off
+// between goroutines, which on a small machine costs as much as the round
+// trip. When others still wait, it hands the token to the background
+// reader, which reads for them until nobody waits. While nobody waits and
+// nobody reads, a hang-up watch (Linux) notices the leader's death; where
+// there is no such watch, the background reader reads at all times.
 //
 // Codes become errors here, through wire.Code.Err, and nowhere else on the
 // follower's side.
@@ -21,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -54,17 +65,33 @@ type Conn struct {
 	out     *wire.Writer
 	welcome wire.Welcome
 	log     *slog.Logger
+	r       *wire.Reader // used by the holder of the read token only
+	watch   *hangupWatch // nil: the background reader reads at all times
 
 	mu       sync.Mutex // guards the fields below
 	pending  map[uint32]*call.Call
 	streams  map[uint32]*Stream
 	nextID   uint32
 	nextIter uint32
-	err      error // why the connection died; set once, then dead is closed
+	reader   holder // who holds the read token
+	waiters  int    // goroutines in await, wanting frames
+	hangup   bool   // the peer hung up: read until the end
+	err      error  // why the connection died; set once, then dead is closed
 
-	dead       chan struct{}
-	readerDone chan struct{}
+	dead   chan struct{}
+	quiet  chan struct{} // closed once dead and nobody reads any more
+	bgWake chan struct{} // the background reader may have work; capacity 1
+	bgDone chan struct{} // closed when the background reader has returned
 }
+
+// holder is who holds the read token.
+type holder uint8
+
+const (
+	nobody     holder = iota
+	waiter            // a goroutine in await
+	background        // the background reader
+)
 
 // Dial connects to the leader serving dir and completes the handshake.
 func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn, error) {
@@ -105,16 +132,29 @@ func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn
 	}
 	nc.SetDeadline(time.Time{})
 	c := &Conn{
-		nc:         nc,
-		out:        wire.NewWriter(nc),
-		welcome:    w,
-		log:        log,
-		pending:    make(map[uint32]*call.Call),
-		streams:    make(map[uint32]*Stream),
-		dead:       make(chan struct{}),
-		readerDone: make(chan struct{}),
+		nc:      nc,
+		out:     wire.NewWriter(nc),
+		welcome: w,
+		log:     log,
+		r:       wire.NewReader(br),
+		pending: make(map[uint32]*call.Call),
+		streams: make(map[uint32]*Stream),
+		dead:    make(chan struct{}),
+		quiet:   make(chan struct{}),
+		bgWake:  make(chan struct{}, 1),
+		bgDone:  make(chan struct{}),
 	}
-	go c.read(wire.NewReader(br))
+	c.watch = watchHangup(nc, func() {
+		c.mu.Lock()
+		c.hangup = true
+		c.mu.Unlock()
+		c.kick()
+	})
+	if c.watch == nil {
+		c.reader = background // for good: see the package comment
+	}
+	go c.background()
+	c.kick()
 	return c, nil
 }
 
@@ -131,10 +171,11 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// Close ends the connection and waits for its reader and writer to stop.
+// Close ends the connection and waits for its goroutines to stop.
 func (c *Conn) Close() {
 	c.die(net.ErrClosed)
-	<-c.readerDone
+	<-c.quiet
+	<-c.bgDone
 	c.out.Wait()
 }
 
@@ -143,20 +184,38 @@ func (c *Conn) die(err error) {
 	if c.err == nil {
 		c.err = err
 		close(c.dead)
+		if c.reader == nobody {
+			close(c.quiet)
+		}
 	}
 	c.mu.Unlock()
 	c.out.Close()
 	c.nc.Close()
+	if c.watch != nil {
+		c.watch.stop()
+	}
 }
 
-// Send registers cl and hands its request to the writer. It fails with
-// ErrConnLost, without registering cl, if the connection has ended;
-// otherwise cl is later either finished (by a response, or by its caller)
-// or handed back by TakePending. It waits for room in the writer's buffer
-// until ctx ends, and then returns ctx's error with cl still registered,
-// for the caller to abandon. The request is encoded before Send returns:
-// cl's slices are not read afterwards.
+// Send registers cl and hands its request to the writer, for a caller that
+// will not wait with Await: the background reader reads the answer. See
+// Start for the rest.
 func (c *Conn) Send(ctx context.Context, cl *call.Call) error {
+	err := c.Start(ctx, cl)
+	if err == nil {
+		c.kick()
+	}
+	return err
+}
+
+// Start registers cl and hands its request to the writer, for a caller
+// that then waits with Await. It fails with ErrConnLost, without
+// registering cl, if the connection has ended; otherwise cl is later
+// either finished (by a response, or by its caller) or handed back by
+// TakePending. It waits for room in the writer's buffer until ctx ends,
+// and then returns ctx's error with cl still registered, for the caller to
+// abandon. The request is encoded before Start returns: cl's slices are
+// not read afterwards.
+func (c *Conn) Start(ctx context.Context, cl *call.Call) error {
 	req := request(cl) // before cl is registered: others may Own it from then on
 	c.mu.Lock()
 	if c.err != nil {
@@ -181,13 +240,30 @@ func (c *Conn) Send(ctx context.Context, cl *call.Call) error {
 // Do sends cl on this connection and waits for its outcome, or abandons
 // it when ctx ends. It is for bound calls, which go nowhere else.
 func (c *Conn) Do(ctx context.Context, cl *call.Call) error {
-	if err := c.Send(ctx, cl); err != nil {
+	if err := c.Start(ctx, cl); err != nil {
 		if cl.Abandon() {
 			c.Forget(cl)
 		}
 		return err
 	}
+	c.Await(ctx, cl)
 	return cl.Wait(ctx, c.Forget)
+}
+
+// Await waits until cl is finished, ctx ends or the connection dies,
+// reading the connection itself while nobody else does. It reports
+// nothing: the caller then waits on cl as usual (call.Wait), which also
+// covers a call that the connection's death sends elsewhere.
+func (c *Conn) Await(ctx context.Context, cl *call.Call) {
+	done := cl.Done()
+	c.await(ctx, done, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	})
 }
 
 // request returns the wire request of a call.
@@ -228,11 +304,12 @@ func (c *Conn) Forget(cl *call.Call) {
 	c.mu.Unlock()
 }
 
-// TakePending returns, once the connection is dead, the live calls it
-// never answered, in issue order. Later calls return nothing.
+// TakePending returns, once the connection is dead and nobody reads it any
+// more, the live calls it never answered, in issue order. Later calls
+// return nothing.
 func (c *Conn) TakePending() []*call.Call {
 	<-c.dead
-	<-c.readerDone
+	<-c.quiet
 	c.mu.Lock()
 	calls := make([]*call.Call, 0, len(c.pending))
 	for _, cl := range c.pending {
@@ -265,24 +342,168 @@ func (c *Conn) post(req *wire.Request) {
 	}
 }
 
-// read is the connection's only reader: it finishes calls and feeds
-// streams until the connection ends.
-func (c *Conn) read(r *wire.Reader) {
-	defer close(c.readerDone)
+// kick tells the background reader that it may have work.
+func (c *Conn) kick() {
+	select {
+	case c.bgWake <- struct{}{}:
+	default:
+	}
+}
+
+// await waits until ready reports true, ctx ends or the connection dies,
+// and says which (nil, ctx's error or ErrConnLost). Someone else's
+// dispatch signals wake when ready may have become true. While it waits
+// and nobody reads the connection, it takes the read token and reads.
+func (c *Conn) await(ctx context.Context, wake <-chan struct{}, ready func() bool) error {
+	c.mu.Lock()
+	c.waiters++
 	for {
-		t, id, body, err := r.Next(true)
-		if err == nil {
-			err = c.dispatch(t, id, body)
+		if ready() {
+			break
 		}
-		if err != nil {
-			c.mu.Lock()
-			closing := c.err != nil
+		if c.err != nil {
+			c.waiters--
 			c.mu.Unlock()
-			if !closing && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
-				c.log.Warn("party: connection to leader failed", "reason", err)
+			return ErrConnLost
+		}
+		if c.reader == nobody {
+			c.reader = waiter
+			c.mu.Unlock()
+			err := c.readFor(ctx, ready)
+			c.mu.Lock()
+			c.waiters--
+			c.release()
+			c.mu.Unlock()
+			return err
+		}
+		c.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			c.mu.Lock()
+			c.waiters--
+			c.mu.Unlock()
+			return ctx.Err()
+		case <-c.dead:
+		}
+		c.mu.Lock()
+	}
+	c.waiters--
+	c.mu.Unlock()
+	return nil
+}
+
+// wanted reports whether anyone wants frames: calls wait for answers,
+// goroutines wait in await, or the peer hung up and the end must be read.
+// c.mu is held.
+func (c *Conn) wanted() bool {
+	return len(c.pending) > 0 || c.waiters > 0 || c.hangup || c.watch == nil
+}
+
+// release gives up the read token: to the background reader if frames are
+// still wanted, otherwise to nobody. c.mu is held.
+func (c *Conn) release() {
+	switch {
+	case c.err != nil:
+		c.reader = nobody
+		select {
+		case <-c.quiet:
+		default:
+			close(c.quiet)
+		}
+	case c.wanted():
+		c.reader = background
+		c.kick()
+	default:
+		c.reader = nobody
+	}
+}
+
+// readFor reads and dispatches frames until ready reports true, ctx ends
+// or the connection dies. The caller holds the read token. A deadline set
+// when ctx ends interrupts a blocked read; the reader keeps a frame read
+// in part, so the next holder goes on with it.
+func (c *Conn) readFor(ctx context.Context, ready func() bool) error {
+	if ctx.Done() != nil {
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			c.nc.SetReadDeadline(time.Now())
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+				c.nc.SetReadDeadline(time.Time{})
 			}
-			c.die(fmt.Errorf("%w: %v", ErrConnLost, err))
+		}()
+	}
+	for !ready() {
+		if err := c.readOne(); err != nil {
+			if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				return ctx.Err()
+			}
+			return ErrConnLost
+		}
+	}
+	return nil
+}
+
+// readOne reads and dispatches one frame; on any failure but a timeout the
+// connection dies. The caller holds the read token.
+func (c *Conn) readOne() error {
+	t, id, body, err := c.r.Next(true)
+	if err == nil {
+		err = c.dispatch(t, id, body)
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.mu.Lock()
+		closing := c.err != nil
+		c.mu.Unlock()
+		if !closing && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			c.log.Warn("party: connection to leader failed", "reason", err)
+		}
+		c.die(fmt.Errorf("%w: %v", ErrConnLost, err))
+	}
+	return err
+}
+
+// background is the background reader: it reads while it holds the read
+// token and frames are wanted, then gives the token up.
+func (c *Conn) background() {
+	defer close(c.bgDone)
+	for {
+		select {
+		case <-c.bgWake:
+		case <-c.dead:
+			c.mu.Lock()
+			if c.reader == background {
+				c.release()
+			}
+			c.mu.Unlock()
 			return
+		}
+		c.mu.Lock()
+		if c.reader == nobody && c.wanted() {
+			c.reader = background
+		}
+		mine := c.reader == background
+		c.mu.Unlock()
+		for mine {
+			err := c.readOne()
+			c.mu.Lock()
+			switch {
+			case err != nil && c.err == nil:
+				// A timeout meant for a waiter that held the token
+				// before: clear the deadline and read on.
+				c.nc.SetReadDeadline(time.Time{})
+			case c.err != nil:
+				c.release()
+				mine = false
+			case !c.wanted():
+				c.reader = nobody
+				mine = false
+			}
+			c.mu.Unlock()
 		}
 	}
 }

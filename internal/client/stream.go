@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/levelparty/party/internal/backend"
@@ -134,13 +135,17 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 			}
 			continue
 		}
-		select {
-		case <-s.wake:
-		case <-s.c.dead:
-		case <-ctx.Done():
-			return nil, nil, false, ctx.Err()
+		if err := s.c.await(ctx, s.wake, s.ready); err != nil && !errors.Is(err, ErrConnLost) {
+			return nil, nil, false, err
 		}
 	}
+}
+
+// ready reports whether a batch waits to be consumed.
+func (s *Stream) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
 }
 
 // Close releases the iterator on the leader. It never blocks.

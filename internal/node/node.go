@@ -267,19 +267,22 @@ func checkSize(key, value, records []byte) error {
 // do runs c on the leader, whoever that is, and waits for its outcome or
 // for ctx to end.
 func (n *Node) do(ctx context.Context, c *call.Call) error {
-	n.dispatch(ctx, c)
+	if conn := n.dispatch(ctx, c); conn != nil {
+		conn.Await(ctx, c) // reads the answer in place when it can
+	}
 	return c.Wait(ctx, n.forget)
 }
 
 // dispatch hands c to where calls go now, or queues it until there is a
-// leader. It runs on the caller's goroutine, so it may read c's slices.
-func (n *Node) dispatch(ctx context.Context, c *call.Call) {
+// leader. It runs on the caller's goroutine, so it may read c's slices. It
+// returns the connection c was sent on, for the caller to Await.
+func (n *Node) dispatch(ctx context.Context, c *call.Call) *client.Conn {
 	for {
 		n.mu.Lock()
 		if n.closed {
 			n.mu.Unlock()
 			c.Fail(backend.ErrClosed)
-			return
+			return nil
 		}
 		if c.Seq == 0 {
 			n.seq++
@@ -289,15 +292,19 @@ func (n *Node) dispatch(ctx context.Context, c *call.Call) {
 		if r == nil {
 			n.queue = append(n.queue, c)
 			n.mu.Unlock()
-			return
+			return nil
 		}
 		n.mu.Unlock()
 		if r.lead != nil {
 			r.lead.exec(ctx, c)
-			return
+			return nil
 		}
-		if err := r.conn.Send(ctx, c); !errors.Is(err, client.ErrConnLost) {
-			return // registered; a ctx error is Wait's to report
+		err := r.conn.Start(ctx, c)
+		if err == nil {
+			return r.conn
+		}
+		if !errors.Is(err, client.ErrConnLost) {
+			return nil // registered, but ctx ended: Wait reports it
 		}
 		// The connection died before c was registered, and the election
 		// goroutine has not noticed yet: c was never sent, so it waits for
@@ -306,7 +313,7 @@ func (n *Node) dispatch(ctx context.Context, c *call.Call) {
 		if n.via.Load() == r {
 			n.enqueue(c)
 			n.mu.Unlock()
-			return
+			return nil
 		}
 		n.mu.Unlock()
 	}

@@ -35,7 +35,9 @@ func (n *Node) GetSnapshot(ctx context.Context) (backend.Snapshot, error) {
 		return n.addSnapshot(&snapshot{n: n, local: es})
 	}
 	c := call.New(call.Snapshot)
-	n.dispatch(ctx, c)
+	if conn := n.dispatch(ctx, c); conn != nil {
+		conn.Await(ctx, c)
+	}
 	select {
 	case <-c.Done():
 	case <-ctx.Done():

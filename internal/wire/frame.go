@@ -91,10 +91,20 @@ func FinishFrame(dst []byte, start int) {
 // FrameSize returns the size on the wire of a frame whose body has n bytes.
 func FrameSize(n int) int { return HeaderSize + n }
 
-// Reader reads frames from a buffered connection.
+// Reader reads frames from a buffered connection. A read that fails with
+// a timeout (a deadline set to interrupt it) may be retried: the frame
+// read so far is kept, and the next call to Next goes on with it.
 type Reader struct {
 	br  *bufio.Reader
 	buf []byte // reused body buffer when frames are borrowed
+
+	// A frame whose header is read but whose body is not yet complete.
+	partType Type
+	partID   uint32
+	part     []byte // its body, of its full size
+	partGot  int    // bytes of it read so far
+	partOwn  bool
+	partial  bool
 }
 
 // NewReader returns a Reader that rejects frames larger than MaxFrame.
@@ -104,44 +114,55 @@ func NewReader(br *bufio.Reader) *Reader {
 
 // Next reads one frame. When own is true the body is freshly allocated and
 // belongs to the caller; otherwise it is valid only until the next call.
-// It returns io.EOF only on a clean end between frames.
+// It returns io.EOF only on a clean end between frames. After an error
+// other than a timeout, the Reader must not be used again.
 func (r *Reader) Next(own bool) (t Type, id uint32, body []byte, err error) {
-	hdr, err := r.br.Peek(HeaderSize)
+	if !r.partial {
+		hdr, err := r.br.Peek(HeaderSize)
+		if err != nil {
+			if err == io.EOF && len(hdr) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, 0, nil, err
+		}
+		n64 := uint64(binary.BigEndian.Uint32(hdr))
+		if n64 < minFrameLen {
+			return 0, 0, nil, ErrFrameTooSmall
+		}
+		if n64+4 > MaxFrame {
+			return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64+4, MaxFrame)
+		}
+		t := Type(hdr[4])
+		id := binary.BigEndian.Uint32(hdr[5:])
+		if !t.Known() {
+			return t, id, nil, fmt.Errorf("%w %d", ErrUnknownType, uint8(t))
+		}
+		r.br.Discard(HeaderSize)
+		size := int(n64) - minFrameLen
+		var body []byte
+		if own {
+			body = make([]byte, size)
+		} else {
+			if cap(r.buf) < size {
+				r.buf = make([]byte, size)
+			}
+			body = r.buf[:size]
+		}
+		r.partType, r.partID, r.part, r.partGot, r.partOwn, r.partial = t, id, body, 0, own, true
+	}
+	n, err := io.ReadFull(r.br, r.part[r.partGot:])
+	r.partGot += n
 	if err != nil {
-		if err == io.EOF && len(hdr) > 0 {
-			err = io.ErrUnexpectedEOF
-		}
-		return 0, 0, nil, err
-	}
-	n64 := uint64(binary.BigEndian.Uint32(hdr))
-	if n64 < minFrameLen {
-		return 0, 0, nil, ErrFrameTooSmall
-	}
-	if n64+4 > MaxFrame {
-		return 0, 0, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n64+4, MaxFrame)
-	}
-	n := int(n64)
-	t = Type(hdr[4])
-	id = binary.BigEndian.Uint32(hdr[5:])
-	if !t.Known() {
-		return t, id, nil, fmt.Errorf("%w %d", ErrUnknownType, uint8(t))
-	}
-	r.br.Discard(HeaderSize)
-	size := n - minFrameLen
-	if own {
-		body = make([]byte, size)
-	} else {
-		if cap(r.buf) < size {
-			r.buf = make([]byte, size)
-		}
-		body = r.buf[:size]
-	}
-	if _, err := io.ReadFull(r.br, body); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, 0, nil, err
 	}
+	t, id, body = r.partType, r.partID, r.part
+	if own && !r.partOwn {
+		body = append([]byte(nil), body...) // begun borrowed, after a timeout
+	}
+	r.part, r.partial = nil, false
 	if !own && cap(r.buf) > 1<<20 {
 		r.buf = nil // do not keep a huge buffer for the connection's life
 	}

@@ -182,3 +182,32 @@ func TestWriterSocketStopped(t *testing.T) {
 		t.Fatal("the writer goroutine still blocked after the connection closed")
 	}
 }
+
+// TestReaderResumesAfterTimeout: a deadline that interrupts a read in the
+// middle of a frame loses nothing; the next Next returns the whole frame.
+func TestReaderResumesAfterTimeout(t *testing.T) {
+	a, b := socketPair(t)
+	body := bytes.Repeat([]byte("0123456789"), 20000)
+	frame := AppendResponse(nil, 7, OK, body)
+	r := NewReader(bufio.NewReaderSize(b, 4096))
+	for _, cut := range []int{3, HeaderSize + 5, len(frame) / 2} {
+		if _, err := a.Write(frame[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, _, _, err := r.Next(true); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("cut at %d: %v, want a timeout", cut, err)
+		}
+		b.SetReadDeadline(time.Time{})
+		if _, err := a.Write(frame[cut:]); err != nil {
+			t.Fatal(err)
+		}
+		typ, id, got, err := r.Next(cut%2 == 0)
+		if err != nil || typ != TResponse || id != 7 {
+			t.Fatalf("cut at %d: %v %d %v", cut, typ, id, err)
+		}
+		if _, payload, _ := DecodeResponse(got); !bytes.Equal(payload, body) {
+			t.Fatalf("cut at %d: body of %d bytes differs", cut, len(payload))
+		}
+	}
+}
