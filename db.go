@@ -53,6 +53,7 @@ func open(dir string, o *Options, followOnly bool) (*DB, error) {
 	}
 	n, err := node.Open(abs, node.Config{
 		NoRetry:     opts.NoRetry,
+		BusyPoll:    opts.BusyPoll,
 		Sync:        opts.Sync,
 		OpenTimeout: opts.openTimeout(),
 		LevelDB:     opts.LevelDB,

@@ -34,6 +34,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/levelparty/party/internal/call"
@@ -66,6 +67,7 @@ type Conn struct {
 	welcome wire.Welcome
 	log     *slog.Logger
 	r       *wire.Reader // used by the holder of the read token only
+	polling *atomic.Bool // a waiter reads: its reads may poll
 	watch   *hangupWatch // nil: the background reader reads at all times
 
 	mu       sync.Mutex // guards the fields below
@@ -94,7 +96,10 @@ const (
 )
 
 // Dial connects to the leader serving dir and completes the handshake.
-func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn, error) {
+// With busyPoll above zero, a goroutine that waits for an answer polls the
+// socket for up to that long before it sleeps, and asks the leader to do
+// the same for the next request after each answer.
+func Dial(ctx context.Context, dir string, flags uint8, busyPoll time.Duration, log *slog.Logger) (*Conn, error) {
 	nc, err := sock.Dial(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -107,11 +112,19 @@ func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn
 	// Cancelling ctx ends the handshake at once, like its deadline.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
-	if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Flags: flags})); err != nil {
+	if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Version: wire.Version, Flags: flags, BusyPoll: busyPoll})); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("sending the handshake: %w", err)
 	}
-	br := bufio.NewReaderSize(nc, 64<<10)
+	// Only a goroutine that waits for its answer polls: the background
+	// reader, and a connection nobody waits on, never spin.
+	polling := new(atomic.Bool)
+	br := bufio.NewReaderSize(wire.NewPollReader(nc, func() time.Duration {
+		if polling.Load() {
+			return busyPoll
+		}
+		return 0
+	}), 64<<10)
 	w, err := wire.ReadWelcome(br)
 	if err != nil {
 		nc.Close()
@@ -137,6 +150,7 @@ func Dial(ctx context.Context, dir string, flags uint8, log *slog.Logger) (*Conn
 		welcome: w,
 		log:     log,
 		r:       wire.NewReader(br),
+		polling: polling,
 		pending: make(map[uint32]*call.Call),
 		streams: make(map[uint32]*Stream),
 		dead:    make(chan struct{}),
@@ -369,7 +383,9 @@ func (c *Conn) await(ctx context.Context, wake <-chan struct{}, ready func() boo
 		if c.reader == nobody {
 			c.reader = waiter
 			c.mu.Unlock()
+			c.polling.Store(true)
 			err := c.readFor(ctx, ready)
+			c.polling.Store(false)
 			c.mu.Lock()
 			c.waiters--
 			c.release()

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -41,6 +42,7 @@ type conn struct {
 	log *slog.Logger
 
 	stopping atomic.Bool
+	busyPoll time.Duration // how long to poll for the next request; set by the hello
 
 	snaps    map[uint32]*engine.Snapshot
 	nextSnap uint32
@@ -110,7 +112,9 @@ func (c *conn) serve() {
 		c.log = c.log.With("peer_pid", peer.PID)
 	}
 
-	br := newBufReader(c.nc)
+	// After each answer, the connection of a follower that asked for it
+	// polls for the next request before it sleeps.
+	br := bufio.NewReaderSize(wire.NewPollReader(c.nc, func() time.Duration { return c.busyPoll }), 64<<10)
 	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	if c.stopping.Load() {
 		return // stop may have set its deadline before ours
@@ -120,6 +124,7 @@ func (c *conn) serve() {
 		c.log.Warn("party: closing connection: bad handshake", "reason", err)
 		return
 	}
+	c.busyPoll = hello.BusyPoll
 	if hello.Version != wire.Version {
 		msg := fmt.Sprintf("leader speaks protocol version %d, follower %d", wire.Version, hello.Version)
 		c.log.Warn("party: closing connection: version mismatch", "reason", msg)

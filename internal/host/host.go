@@ -10,7 +10,6 @@
 package host
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"log/slog"
@@ -170,5 +169,3 @@ var errPeerRefused = errors.New("peer belongs to another user")
 func isClosedErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
 }
-
-func newBufReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 64<<10) }

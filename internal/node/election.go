@@ -44,7 +44,7 @@ func (n *Node) run() {
 	warned := time.Now()
 	for ctx.Err() == nil {
 		n.setStep("waiting for an answer on " + sock.Name)
-		c, dialErr := client.Dial(ctx, n.dir, flags, n.log)
+		c, dialErr := client.Dial(ctx, n.dir, flags, n.cfg.BusyPoll, n.log)
 		if dialErr == nil {
 			// Close ends the connection even while this goroutine is
 			// handing it the queued calls.

@@ -37,6 +37,7 @@ import (
 // Options.
 type Config struct {
 	NoRetry     bool          // calls in flight when the leader is lost fail
+	BusyPoll    time.Duration // poll the socket this long before sleeping; 0: never
 	Sync        bool          // the leader fsyncs this handle's writes
 	OpenTimeout time.Duration // how long Open waits to join; must be set
 	LevelDB     *opt.Options  // options of the engine, when leading

@@ -12,8 +12,9 @@ import (
 )
 
 // Version is the protocol version this package speaks. Peers with another
-// version refuse each other in the handshake.
-const Version = 1
+// version refuse each other in the handshake. Version 2 added the
+// busy-poll time to the hello.
+const Version = 2
 
 // HeaderSize is the size of a frame header: a big-endian uint32 length of
 // everything after it, a one-byte type and a big-endian uint32 id.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/levelparty/party/internal/backend"
 )
@@ -197,22 +198,27 @@ func FuzzDecodeIterBatch(f *testing.F) {
 // FuzzReadHello reads an arbitrary hello: the format is canonical.
 func FuzzReadHello(f *testing.F) {
 	f.Add(AppendHello(nil, Hello{Version: Version}))
-	f.Add(AppendHello(nil, Hello{Version: 2, Flags: HelloNoRetry}))
+	f.Add(AppendHello(nil, Hello{Version: 2, Flags: HelloNoRetry, BusyPoll: 50 * time.Microsecond}))
+	f.Add(AppendHello(nil, Hello{Version: 1, Flags: HelloNoRetry}))
 	f.Add([]byte("LVLPART"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ReadHello(bytes.NewReader(data))
 		if err != nil {
-			if len(data) >= HelloSize && !errors.Is(err, ErrNotParty) {
+			if len(data) >= HelloSize && [8]byte(data[:8]) != Magic && !errors.Is(err, ErrNotParty) {
 				t.Fatalf("%d bytes: %v, want ErrNotParty", len(data), err)
 			}
-			if len(data) < HelloSize && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-				t.Fatalf("%d bytes: %v, want an EOF", len(data), err)
+			if !errors.Is(err, ErrNotParty) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				t.Fatalf("%d bytes: %v, want ErrNotParty or an EOF", len(data), err)
 			}
 			return
 		}
-		if enc := AppendHello(nil, h); !bytes.Equal(enc, data[:HelloSize]) {
-			t.Fatalf("hello re-encodes as %x, read %x", enc, data[:HelloSize])
+		if h.BusyPoll < 0 || h.BusyPoll > maxBusyPoll {
+			t.Fatalf("busy poll %v out of bounds", h.BusyPoll)
+		}
+		enc := AppendHello(nil, h)
+		if !bytes.Equal(enc[:HelloSize], data[:HelloSize]) || (h.Version == 2) != (len(enc) == HelloSize+4) {
+			t.Fatalf("hello re-encodes as %x, read %x", enc, data[:min(len(data), len(enc))])
 		}
 	})
 }

@@ -14,8 +14,13 @@ import (
 // party is recognised at once instead of being read as frames.
 var Magic = [8]byte{'L', 'V', 'L', 'P', 'A', 'R', 'T', 'Y'}
 
-// HelloSize is the size of the follower's hello: magic, version u16, flags u8.
+// HelloSize is the size of the part of the follower's hello that every
+// version shares: magic, version u16, flags u8. Version 2 follows it with
+// the busy-poll time in microseconds, u32.
 const HelloSize = 8 + 2 + 1
+
+// maxBusyPoll bounds the busy-poll time a follower may ask of the leader.
+const maxBusyPoll = time.Millisecond
 
 // Hello flags.
 const (
@@ -39,25 +44,43 @@ var (
 type Hello struct {
 	Version uint16
 	Flags   uint8
+	// BusyPoll is how long the leader polls the follower's connection for
+	// its next request after each answer before it sleeps; 0: never. It
+	// crosses the socket in whole microseconds, at most a millisecond.
+	BusyPoll time.Duration
 }
 
 // AppendHello appends the follower's handshake.
 func AppendHello(dst []byte, h Hello) []byte {
 	dst = append(dst, Magic[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, h.Version)
-	return append(dst, h.Flags)
+	dst = append(dst, h.Flags)
+	if h.Version == 2 {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(min(h.BusyPoll, maxBusyPoll)/time.Microsecond))
+	}
+	return dst
 }
 
-// ReadHello reads and checks the follower's handshake.
+// ReadHello reads and checks the follower's handshake. It reads the part
+// of a version 2 hello that follows the shared part; a hello of another
+// version is returned as soon as its version is known, for the leader to
+// refuse.
 func ReadHello(r io.Reader) (Hello, error) {
-	var b [HelloSize]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
+	var b [HelloSize + 4]byte
+	if _, err := io.ReadFull(r, b[:HelloSize]); err != nil {
 		return Hello{}, fmt.Errorf("reading hello: %w", err)
 	}
 	if [8]byte(b[:8]) != Magic {
 		return Hello{}, fmt.Errorf("%w: bad magic %q", ErrNotParty, b[:8])
 	}
-	return Hello{Version: binary.BigEndian.Uint16(b[8:]), Flags: b[10]}, nil
+	h := Hello{Version: binary.BigEndian.Uint16(b[8:]), Flags: b[10]}
+	if h.Version == 2 {
+		if _, err := io.ReadFull(r, b[HelloSize:]); err != nil {
+			return Hello{}, fmt.Errorf("reading hello: %w", err)
+		}
+		h.BusyPoll = min(time.Duration(binary.BigEndian.Uint32(b[HelloSize:]))*time.Microsecond, maxBusyPoll)
+	}
+	return h, nil
 }
 
 // Welcome is the leader's half of the handshake.

@@ -142,7 +142,7 @@ func requestDiff(want, got *Request) string {
 // TestProtocolNumbers pins the numbers spec.md gives to types, codes, seek
 // modes, statuses and flags: renumbering any of them breaks compatibility.
 func TestProtocolNumbers(t *testing.T) {
-	if Version != 1 || HeaderSize != 9 || MaxFrame != 64<<20 || HelloSize != 11 {
+	if Version != 2 || HeaderSize != 9 || MaxFrame != 64<<20 || HelloSize != 11 {
 		t.Errorf("version %d header %d max %d hello %d", Version, HeaderSize, MaxFrame, HelloSize)
 	}
 	if string(Magic[:]) != "LVLPARTY" {
@@ -465,10 +465,12 @@ func TestIterBatchRoundTrip(t *testing.T) {
 // TestHandshake round-trips hellos and welcomes and checks their refusals:
 // bad magic, truncation, an oversized welcome message.
 func TestHandshake(t *testing.T) {
-	for _, h := range []Hello{{Version: Version}, {Version: 0xffff, Flags: HelloNoRetry}, {Version: 0, Flags: 0xff}} {
+	hellos := []Hello{{Version: Version}, {Version: 2, Flags: HelloNoRetry, BusyPoll: 50 * time.Microsecond},
+		{Version: 2, BusyPoll: time.Millisecond}, {Version: 1, Flags: HelloNoRetry}, {Version: 0xffff, Flags: HelloNoRetry}, {Version: 0, Flags: 0xff}}
+	for _, h := range hellos {
 		b := AppendHello(nil, h)
-		if len(b) != HelloSize {
-			t.Errorf("hello of %d bytes", len(b))
+		if want := map[bool]int{true: HelloSize + 4, false: HelloSize}[h.Version == 2]; len(b) != want {
+			t.Errorf("hello %+v of %d bytes, want %d", h, len(b), want)
 		}
 		got, err := ReadHello(bytes.NewReader(b))
 		if err != nil || got != h {
@@ -479,6 +481,9 @@ func TestHandshake(t *testing.T) {
 				t.Errorf("hello cut to %d bytes decoded", i)
 			}
 		}
+	}
+	if h, err := ReadHello(bytes.NewReader(AppendHello(nil, Hello{Version: 2, BusyPoll: time.Hour}))); err != nil || h.BusyPoll != time.Millisecond {
+		t.Errorf("a busy poll of an hour: %v, %v; want the cap of 1ms", h.BusyPoll, err)
 	}
 	bad := AppendHello(nil, Hello{Version: Version})
 	bad[0] = 'X'

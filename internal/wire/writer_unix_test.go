@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -209,5 +210,39 @@ func TestReaderResumesAfterTimeout(t *testing.T) {
 		if _, payload, _ := DecodeResponse(got); !bytes.Equal(payload, body) {
 			t.Fatalf("cut at %d: body of %d bytes differs", cut, len(payload))
 		}
+	}
+}
+
+// TestPollReader: data that arrives while the reader polls is read; once
+// the poll is over the read blocks until data comes; a deadline ends it;
+// the end of the connection is io.EOF.
+func TestPollReader(t *testing.T) {
+	a, b := socketPair(t)
+	var polls int
+	p := NewPollReader(b, func() time.Duration { polls++; return 20 * time.Millisecond })
+	go func() {
+		time.Sleep(2 * time.Millisecond) // within the poll
+		a.Write([]byte("one"))
+		time.Sleep(60 * time.Millisecond) // after it
+		a.Write([]byte("two"))
+	}()
+	buf := make([]byte, 8)
+	for _, want := range []string{"one", "two"} {
+		n, err := p.Read(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
+		}
+	}
+	if polls != 2 {
+		t.Errorf("polled %d times, want 2", polls)
+	}
+	b.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := p.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	b.SetReadDeadline(time.Time{})
+	a.Close()
+	if _, err := p.Read(buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("read at the end: %v, want io.EOF", err)
 	}
 }

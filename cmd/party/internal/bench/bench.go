@@ -122,6 +122,8 @@ var (
 const (
 	FollowerGetSeq      = "follower_get_seq"
 	FollowerPutSeq      = "follower_put_seq"
+	FollowerGetSeqPoll  = "follower_get_seq_busypoll"
+	FollowerPutSeqPoll  = "follower_put_seq_busypoll"
 	FollowerPutC64      = "follower_put_c64"
 	FollowerIter        = "follower_iter"
 	FailoverGapMs       = "failover_gap_ms"
@@ -133,7 +135,7 @@ const (
 
 // Names lists the figures in the order Run returns them.
 var Names = []string{
-	FollowerGetSeq, FollowerPutSeq, FollowerPutC64, FollowerIter,
+	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
 	FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
 }
@@ -143,6 +145,8 @@ const (
 	valueLen = 100
 	// concurrency is the number of goroutines of the c64 figures.
 	concurrency = 64
+	// busyPoll is the follower's Options.BusyPoll in the busypoll figures.
+	busyPoll = 50 * time.Microsecond
 )
 
 // Run measures every figure and returns them in the order of Names. It

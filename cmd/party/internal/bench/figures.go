@@ -67,16 +67,24 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 		return nil, err
 	}
 	defer leader.stop()
-	db, err := r.openFollower(partyDir, leader)
+	db, err := r.openFollower(partyDir, leader, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	// A second follower handle in this process, that busy-polls.
+	pollDB, err := r.openFollower(partyDir, leader, &party.Options{BusyPoll: busyPoll})
+	if err != nil {
+		return nil, err
+	}
+	defer pollDB.Close()
 	r.logf("leader: process %d; follower: this process %d", leader.pid(), os.Getpid())
 
 	partyGet := func(k []byte) ([]byte, error) { return db.Get(ctx, k) }
 	directGet := func(k []byte) ([]byte, error) { return direct.Get(k, nil) }
 	partyPut := func(k, v []byte) error { return db.Put(ctx, k, v) }
+	pollGet := func(k []byte) ([]byte, error) { return pollDB.Get(ctx, k) }
+	pollPut := func(k, v []byte) error { return pollDB.Put(ctx, k, v) }
 	directPut := func(k, v []byte) error { return direct.Put(k, v, nil) }
 	// Every figure and repetition reads or writes its own keys: base
 	// numbers them apart.
@@ -121,6 +129,12 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 		{FollowerPutSeq, sz.seqOps, "",
 			seq(sz.seqOps, func(rep int) op { return putOp(partyPut, base(3, rep)) }),
 			seq(sz.seqOps, func(rep int) op { return putOp(directPut, base(3, rep)) })},
+		{FollowerGetSeqPoll, sz.seqOps, getNote + fmt.Sprintf("; Options.BusyPoll %v", busyPoll),
+			seq(sz.seqOps, func(rep int) op { return getOp(pollGet, getKeys, base(5, rep)) }),
+			seq(sz.seqOps, func(rep int) op { return getOp(directGet, getKeys, base(5, rep)) })},
+		{FollowerPutSeqPoll, sz.seqOps, fmt.Sprintf("Options.BusyPoll %v", busyPoll),
+			seq(sz.seqOps, func(rep int) op { return putOp(pollPut, base(6, rep)) }),
+			seq(sz.seqOps, func(rep int) op { return putOp(directPut, base(6, rep)) })},
 		{FollowerPutC64, sz.c64Ops, "",
 			c64(sz.c64Ops, func(rep int) op { return putOp(partyPut, base(4, rep)) }),
 			c64(sz.c64Ops, func(rep int) op { return putOp(directPut, base(4, rep)) })},
@@ -224,7 +238,7 @@ func (r *runner) slowRead(partyDir string, n int) (growth, peak []float64, err e
 		return nil, nil, err
 	}
 	defer leader.stop()
-	db, err := r.openFollower(partyDir, leader)
+	db, err := r.openFollower(partyDir, leader, nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -283,8 +283,8 @@ func (r *runner) startProfile(name string, rep int, self string, leader *proc) (
 
 // openFollower opens dir in this process, which must become a follower
 // of leader.
-func (r *runner) openFollower(dir string, leader *proc) (*party.DB, error) {
-	db, err := party.Open(dir, nil)
+func (r *runner) openFollower(dir string, leader *proc, o *party.Options) (*party.DB, error) {
+	db, err := party.Open(dir, o)
 	if err != nil {
 		return nil, fmt.Errorf("bench: open follower: %w", err)
 	}
