@@ -545,13 +545,18 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 		c.mu.Unlock()
 		c.finish(cl, code, payload)
 	case wire.TIterBatch:
-		b := &wire.IterBatch{}
-		if err := wire.DecodeIterBatch(body, b); err != nil {
-			return err
-		}
 		c.mu.Lock()
 		s := c.streams[id]
 		c.mu.Unlock()
+		var b *wire.IterBatch
+		if s != nil {
+			b = s.spare()
+		} else {
+			b = &wire.IterBatch{} // for a stream closed meanwhile: only checked
+		}
+		if err := wire.DecodeIterBatch(body, b); err != nil {
+			return err
+		}
 		if s != nil {
 			s.deliver(b)
 		}

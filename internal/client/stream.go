@@ -12,8 +12,9 @@ import (
 
 // window is the credit, in batches, a stream grants after each seek; more
 // is granted as half of it is consumed. It bounds what the leader sends
-// ahead of the reader.
-const window = 4
+// ahead of the reader (8 batches of at most about 128 KiB), and lets the
+// leader step its cursor while the follower consumes.
+const window = 8
 
 // Stream is a follower iterator on the leader. Seek positions it and
 // starts a new generation; Next returns the entries that follow in the
@@ -24,16 +25,18 @@ type Stream struct {
 	c  *Conn
 	id uint32
 
-	mu    sync.Mutex // guards gen and queue, shared with the reader
+	mu    sync.Mutex // guards gen, queue and free, shared with the reader
 	gen   uint32
 	queue []*wire.IterBatch
+	free  []*wire.IterBatch // consumed batches, whose entries slices are reused
 	wake  chan struct{}
 
 	// Used by the consuming goroutine only.
-	cur      [][2][]byte // entries of the batch being consumed
-	ended    bool        // the batch being consumed is the generation's last
-	fail     error       // the failure that ended the generation
-	consumed uint32      // batches consumed since credit was last granted
+	batch    *wire.IterBatch // the batch being consumed
+	cur      [][2][]byte     // its entries not yet returned
+	ended    bool            // the batch being consumed is the generation's last
+	fail     error           // the failure that ended the generation
+	consumed uint32          // batches consumed since credit was last granted
 }
 
 // NewStream opens an iterator over rng on the leader, on snapshot snap
@@ -56,6 +59,18 @@ func (c *Conn) NewStream(ctx context.Context, snap uint32, rng backend.Range) (*
 		return nil, err
 	}
 	return s, nil
+}
+
+// spare returns a batch to decode into: a consumed one when there is one.
+func (s *Stream) spare() *wire.IterBatch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free = s.free[:n-1]
+		return b
+	}
+	return &wire.IterBatch{}
 }
 
 func (s *Stream) deliver(b *wire.IterBatch) {
@@ -117,6 +132,14 @@ func (s *Stream) Next(ctx context.Context) (k, v []byte, ok bool, err error) {
 			b = s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
+			// The batch consumed before is done with: the entry returned
+			// last came from it, and the caller moves past it now. Its
+			// keys and values alias its frame, which is not reused; only
+			// its entries slice is.
+			if s.batch != nil && len(s.free) < window {
+				s.free = append(s.free, s.batch)
+			}
+			s.batch = b
 		}
 		gen := s.gen
 		s.mu.Unlock()

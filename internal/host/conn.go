@@ -55,7 +55,6 @@ type conn struct {
 	bg      sync.WaitGroup // DeleteRange workers
 	bgSlots chan struct{}  // bounds the DeleteRange workers
 	req     wire.Request
-	scratch []byte
 }
 
 // iter is a follower's iterator: a cursor that streams batches in the
@@ -350,47 +349,55 @@ func (c *conn) openIter(id uint32, req *wire.Request) error {
 }
 
 // pump sends batches while the follower has credit and entries remain.
+// Each batch is built in the writer's buffer, straight from the cursor:
+// an entry is copied once on its way to the socket.
 func (c *conn) pump(id uint32, it *iter) {
 	if it.cur == nil {
 		return // a failed iterator: its failure was sent at its seek
 	}
-	const max = wire.MaxFrame
 	for it.credit > 0 && !it.done {
-		b, start := wire.AppendIterBatchHeader(c.scratch[:0], id, it.gen, wire.OK, false, "")
-		n, size := 0, 0
-		for it.at && n < it.limit && size < maxBatchBytes {
-			k, v := it.cur.Key(), it.cur.Value()
-			es := wire.EntrySize(k, v)
-			if wire.IterBatchHeaderSize+es > max {
-				c.scratch = b[:0]
-				c.sendBatchEnd(id, it.gen, wire.TooLarge, fmt.Sprintf("entry of %d bytes exceeds the frame limit of %d", es, max))
+		var tooLarge int // the size of an entry no frame can carry
+		var fail error
+		err := c.out.Queue(func(dst []byte) []byte {
+			dst, start := wire.AppendIterBatchHeader(dst, id, it.gen, wire.OK, false, "")
+			n, size := 0, 0
+			for it.at && n < it.limit && size < maxBatchBytes {
+				k, v := it.cur.Key(), it.cur.Value()
+				es := wire.EntrySize(k, v)
+				if wire.IterBatchHeaderSize+es > wire.MaxFrame {
+					tooLarge = es
+					return dst[:start]
+				}
+				if n > 0 && len(dst)-start+es > wire.MaxFrame {
+					break
+				}
+				dst = wire.AppendEntry(dst, k, v)
+				n++
+				size += es
+				it.at = it.cur.Step()
+			}
+			if !it.at {
+				if fail = it.cur.Err(); fail != nil {
+					return dst[:start]
+				}
 				it.done = true
-				return
+				dst[start+wire.HeaderSize+4+1] = 1 // eof
 			}
-			if n > 0 && len(b)-start+es > max {
-				break
-			}
-			b = wire.AppendEntry(b, k, v)
-			n++
-			size += es
-			it.at = it.cur.Step()
-		}
-		if !it.at {
-			if err := it.cur.Err(); err != nil {
-				c.scratch = b[:0]
-				code, msg := wire.CodeOf(err)
-				c.sendBatchEnd(id, it.gen, code, string(msg))
-				it.done = true
-				return
-			}
+			wire.FinishFrame(dst, start)
+			return dst
+		})
+		switch {
+		case err != nil:
+			return // the connection is closing
+		case tooLarge > 0:
+			c.sendBatchEnd(id, it.gen, wire.TooLarge, fmt.Sprintf("entry of %d bytes exceeds the frame limit of %d", tooLarge, wire.MaxFrame))
 			it.done = true
-			b[start+wire.HeaderSize+4+1] = 1 // eof
-		}
-		wire.FinishFrame(b, start)
-		c.out.Queue(func(dst []byte) []byte { return append(dst, b...) })
-		c.scratch = b[:0]
-		if cap(b) > 1<<20 {
-			c.scratch = nil // an outsized entry passed; do not keep its buffer
+			return
+		case fail != nil:
+			code, msg := wire.CodeOf(fail)
+			c.sendBatchEnd(id, it.gen, code, string(msg))
+			it.done = true
+			return
 		}
 		it.credit--
 		if it.limit < maxBatchLen {

@@ -35,6 +35,9 @@ type Config struct {
 	Since     time.Time
 }
 
+// sendBuffer is the socket send buffer of a follower's connection.
+const sendBuffer = 1 << 20
+
 // handshakeTimeout bounds how long a new connection may take to say hello.
 const handshakeTimeout = 5 * time.Second
 
@@ -93,6 +96,11 @@ func (h *Host) accept() {
 			}
 			return
 		}
+		// A larger send buffer lets iterator batches run ahead of a
+		// reader that is busy for a moment, instead of waking the
+		// connection's writer for every 200 KiB (the default). The kernel
+		// caps it at net.core.wmem_max.
+		nc.SetWriteBuffer(sendBuffer)
 		c := newConn(h, nc)
 		h.mu.Lock()
 		h.wg.Add(1)
