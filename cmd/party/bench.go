@@ -22,12 +22,16 @@ operations on goleveldb directly in the same run for the ratio. Every figure
 is repeated; the table gives min, median and max.
 
 Figures (16-byte keys, 100-byte values): follower_get_seq, follower_put_seq,
-follower_put_c64 (64 goroutines in flight), follower_iter (full iteration),
-failover_gap_ms (kill -9 of the leader to the first acknowledged operation on
-every follower), follower_get_c64, local_put_seq (the leader's own puts),
-follower_iter_slow_mem (memory while a slow reader iterates a large range),
-and socket_roundtrip_seq, the bare unix socket round trip that bounds the
-sequential figures.
+the same with Options.BusyPoll 50µs (follower_get_seq_busypoll,
+follower_put_seq_busypoll), follower_put_c64 (64 goroutines in flight),
+follower_iter (full iteration), failover_gap_ms (kill -9 of the leader to the
+first acknowledged operation on every follower), follower_get_c64,
+local_put_seq (the leader's own puts), follower_iter_slow_mem (memory while a
+slow reader iterates a large range), socket_roundtrip_seq, the bare unix
+socket round trip that bounds the sequential figures, and the scaling
+figures followers_get_KxN and followers_put_KxN: K follower processes (1, 2,
+4, 8) with N calls in flight each, total throughput against goleveldb with
+K×N goroutines in one process.
 
 Figures are only meaningful on an otherwise idle machine; the load average
 is printed before and after.`,

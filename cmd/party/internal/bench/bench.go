@@ -133,12 +133,13 @@ const (
 	SocketRoundtripSeq  = "socket_roundtrip_seq"
 )
 
-// Names lists the figures in the order Run returns them.
-var Names = []string{
+// Names lists the figures in the order Run returns them: then the
+// scaling figures, followers_get_KxN and followers_put_KxN.
+var Names = append([]string{
 	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
 	FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
-}
+}, scaleNames()...)
 
 const (
 	keyLen   = 16

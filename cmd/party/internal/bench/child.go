@@ -67,6 +67,8 @@ func MaybeChild() {
 		err = echoChild(out)
 	case role == roleDirectReader:
 		err = directReaderChild(dir, out)
+	case role == roleLoadFollower:
+		err = loadFollowerChild(dir, out)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -360,6 +362,14 @@ func (p *proc) expect(ctx context.Context, timeout time.Duration, prefix string)
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+}
+
+// send sends a command line without waiting for an answer.
+func (p *proc) send(line string) error {
+	if _, err := fmt.Fprintln(p.stdin, line); err != nil {
+		return fmt.Errorf("bench: %v: %w", p, err)
+	}
+	return nil
 }
 
 // command sends a command line and waits for "ok".

@@ -148,7 +148,11 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 		f.Note = s.note
 		figs = append(figs, f)
 	}
-	return figs, nil
+	scale, err := r.scaleFigures(partyDir, leader, directGet, directPut, getKeys)
+	if err != nil {
+		return nil, err
+	}
+	return append(figs, scale...), nil
 }
 
 // warm reads the first n fill entries on both sides, which brings their
