@@ -79,6 +79,7 @@ type sizes struct {
 	iterN      int           // entries of follower_iter
 	getKeys    int           // the get figures read random keys among the first getKeys
 	memBytes   int64         // bytes of keys and values in the slow reader's range
+	sizeBytes  int           // bytes of values written, read and iterated per value size
 	slowBatch  int           // entries the slow reader reads between two sleeps
 	slowSleep  time.Duration // the slow reader's sleep
 	followers  int           // follower children of the failover figure
@@ -95,6 +96,7 @@ var (
 		iterN:      1000000,
 		getKeys:    50000,
 		memBytes:   200 << 20,
+		sizeBytes:  64 << 20,
 		slowBatch:  1000,
 		slowSleep:  time.Millisecond,
 		followers:  3,
@@ -109,6 +111,7 @@ var (
 		iterN:      100000,
 		getKeys:    50000,
 		memBytes:   20 << 20,
+		sizeBytes:  8 << 20,
 		slowBatch:  1000,
 		slowSleep:  time.Millisecond,
 		followers:  3,
@@ -139,7 +142,7 @@ var Names = append([]string{
 	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
 	FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
-}, scaleNames()...)
+}, append(scaleNames(), sizeNames()...)...)
 
 const (
 	keyLen   = 16

@@ -62,6 +62,9 @@ type Figure struct {
 	DirectOpsPerSec, DirectP50us, DirectP99us Stat
 	// Ratio is OpsPerSec / DirectOpsPerSec, per repetition.
 	Ratio Stat
+	// ValueLen, when not zero, is the size of the values: the table and
+	// the JSON then also give MB/s (keys and values, 2^20 bytes).
+	ValueLen int
 
 	// Failover: per repetition, the median and the largest gap between
 	// the kill of the leader and the first acknowledged operation of each
@@ -92,6 +95,8 @@ type jsonFigure struct {
 	P99us           *float64 `json:"p99_us,omitempty"`
 	DirectOpsPerSec *float64 `json:"direct_ops_per_sec,omitempty"`
 	Ratio           *float64 `json:"ratio,omitempty"`
+	MBPerSec        *float64 `json:"mb_per_sec,omitempty"`
+	DirectMBPerSec  *float64 `json:"direct_mb_per_sec,omitempty"`
 
 	P50ms *float64 `json:"p50_ms,omitempty"`
 	MaxMs *float64 `json:"max_ms,omitempty"`
@@ -126,6 +131,10 @@ func (f Figure) MarshalJSON() ([]byte, error) {
 		j.P99us = num(f.P99us.Median, 3)
 		j.DirectOpsPerSec = num(f.DirectOpsPerSec.Median, 0)
 		j.Ratio = num(f.Ratio.Median, 3)
+		if f.ValueLen > 0 {
+			j.MBPerSec = num(f.mb(f.OpsPerSec.Median), 1)
+			j.DirectMBPerSec = num(f.mb(f.DirectOpsPerSec.Median), 1)
+		}
 	case Bound:
 		j.OpsPerSec = num(f.OpsPerSec.Median, 0)
 		j.P50us = num(f.P50us.Median, 3)
@@ -142,6 +151,9 @@ func (f Figure) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(j)
 }
+
+// mb converts a rate of entries to MB/s of keys and values.
+func (f Figure) mb(ops float64) float64 { return ops * float64(keyLen+f.ValueLen) / (1 << 20) }
 
 // WriteJSON writes one JSON object per figure, one per line.
 func WriteJSON(w io.Writer, figs []Figure) error {
@@ -186,6 +198,10 @@ func WriteTable(w io.Writer, figs []Figure) error {
 			row("", "direct p50 µs", f.DirectP50us, 3)
 			row("", "direct p99 µs", f.DirectP99us, 3)
 			row("", "ratio party/direct", f.Ratio, 3)
+			if f.ValueLen > 0 {
+				row("", "party MB/s", Stat{f.mb(f.OpsPerSec.Min), f.mb(f.OpsPerSec.Median), f.mb(f.OpsPerSec.Max)}, 1)
+				row("", "direct MB/s", Stat{f.mb(f.DirectOpsPerSec.Min), f.mb(f.DirectOpsPerSec.Median), f.mb(f.DirectOpsPerSec.Max)}, 1)
+			}
 		case Bound:
 			head := fmt.Sprintf("%s (%d reps × %s)", f.Name, f.Reps, child.Thousands(int64(f.Ops)))
 			row(head, "round trips/s", f.OpsPerSec, 0)

@@ -121,10 +121,10 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 			c64(sz.c64Ops, func(rep int) op { return getOp(directGet, getKeys, base(2, rep)) })},
 		{FollowerIter, sz.iterN, "",
 			func(int) (sample, error) {
-				return scan(ctx, sz.iterN, func() cursor { return db.NewIterator(ctx, &party.Range{Start: start, Limit: limit}) })
+				return scan(ctx, sz.iterN, valueLen, func() cursor { return db.NewIterator(ctx, &party.Range{Start: start, Limit: limit}) })
 			},
 			func(int) (sample, error) {
-				return scan(ctx, sz.iterN, func() cursor { return direct.NewIterator(&util.Range{Start: start, Limit: limit}, nil) })
+				return scan(ctx, sz.iterN, valueLen, func() cursor { return direct.NewIterator(&util.Range{Start: start, Limit: limit}, nil) })
 			}},
 		{FollowerPutSeq, sz.seqOps, "",
 			seq(sz.seqOps, func(rep int) op { return putOp(partyPut, base(3, rep)) }),
@@ -152,7 +152,11 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 	if err != nil {
 		return nil, err
 	}
-	return append(figs, scale...), nil
+	sized, err := r.sizeFigures(db, direct)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(figs, scale...), sized...), nil
 }
 
 // warm reads the first n fill entries on both sides, which brings their
@@ -161,10 +165,10 @@ func (r *runner) warm(db *party.DB, direct *leveldb.DB, n int) error {
 	start, limit := make([]byte, keyLen), make([]byte, keyLen)
 	fillKey(start, 0)
 	fillKey(limit, uint64(n))
-	if _, err := scan(r.ctx, n, func() cursor { return db.NewIterator(r.ctx, &party.Range{Start: start, Limit: limit}) }); err != nil {
+	if _, err := scan(r.ctx, n, valueLen, func() cursor { return db.NewIterator(r.ctx, &party.Range{Start: start, Limit: limit}) }); err != nil {
 		return err
 	}
-	_, err := scan(r.ctx, n, func() cursor { return direct.NewIterator(&util.Range{Start: start, Limit: limit}, nil) })
+	_, err := scan(r.ctx, n, valueLen, func() cursor { return direct.NewIterator(&util.Range{Start: start, Limit: limit}, nil) })
 	return err
 }
 

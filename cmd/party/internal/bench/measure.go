@@ -152,7 +152,7 @@ type cursor interface {
 // scan reads every entry of two fresh cursors on the same n entries: the
 // first untimed, for the rate, the second timing every entry, for the
 // latencies. One op is one entry.
-func scan(ctx context.Context, n int, open func() cursor) (sample, error) {
+func scan(ctx context.Context, n, vlen int, open func() cursor) (sample, error) {
 	read := func(timed bool) (time.Duration, []time.Duration, error) {
 		var lat []time.Duration
 		if timed {
@@ -176,8 +176,8 @@ func scan(ctx context.Context, n int, open func() cursor) (sample, error) {
 		if err := it.Error(); err != nil {
 			return 0, nil, fmt.Errorf("bench: iterate: %w", err)
 		}
-		if got != n || size != n*(keyLen+valueLen) {
-			return 0, nil, fmt.Errorf("bench: iterate: %d entries of %d bytes, want %d of %d", got, size, n, n*(keyLen+valueLen))
+		if got != n || size != n*(keyLen+vlen) {
+			return 0, nil, fmt.Errorf("bench: iterate: %d entries of %d bytes, want %d of %d", got, size, n, n*(keyLen+vlen))
 		}
 		return elapsed, lat, ctx.Err()
 	}
