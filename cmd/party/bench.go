@@ -31,7 +31,8 @@ slow reader iterates a large range), socket_roundtrip_seq, the bare unix
 socket round trip that bounds the sequential figures, and the scaling
 figures followers_get_KxN and followers_put_KxN: K follower processes (1, 2,
 4, 8) with N calls in flight each, total throughput against goleveldb with
-K×N goroutines in one process.
+K×N goroutines in one process; and the value-size figures
+follower_{put,get,iter}_{100b,4k,256k}, which add MB/s.
 
 Figures are only meaningful on an otherwise idle machine; the load average
 is printed before and after.`,
