@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"os"
+
 	"github.com/spf13/cobra"
 
 	"github.com/levelparty/party/cmd/party/internal/bench"
@@ -8,10 +11,11 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		asJSON bool
-		quick  bool
-		reps   int
-		dir    string
+		asJSON                    bool
+		quick                     bool
+		reps                      int
+		dir                       string
+		svgPath, sqlitePath, from string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -34,26 +38,81 @@ figures followers_get_KxN and followers_put_KxN: K follower processes (1, 2,
 K×N goroutines in one process; and the value-size figures
 follower_{put,get,iter}_{100b,4k,256k}, which add MB/s.
 
+--svg FILE also draws a chart of the run: party, goleveldb direct and
+SQLite (from --sqlite, the JSON lines of the bench/sqlite program) for the
+main figures, throughput as follower processes are added, and sequential
+latency with and without BusyPoll. --from FILE draws it from the JSON lines
+of an earlier run instead of measuring.
+
 Figures are only meaningful on an otherwise idle machine; the load average
 is printed before and after.`,
 		Example: `  party bench --quick
-  party bench --json > figures.jsonl`,
+  party bench --json > figures.jsonl
+  party bench --from figures.jsonl --sqlite sqlite.jsonl --svg speed.svg`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			o := bench.Options{Quick: quick, Reps: reps, Dir: dir, Progress: cmd.ErrOrStderr()}
-			figs, err := bench.Run(cmd.Context(), o)
+			var results []bench.Result
+			if from != "" {
+				if svgPath == "" {
+					return errors.New("--from only draws the chart: give --svg FILE")
+				}
+				var err error
+				if results, err = readResults(from); err != nil {
+					return err
+				}
+			} else {
+				o := bench.Options{Quick: quick, Reps: reps, Dir: dir, Progress: cmd.ErrOrStderr()}
+				figs, err := bench.Run(cmd.Context(), o)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					err = bench.WriteJSON(cmd.OutOrStdout(), figs)
+				} else {
+					err = bench.WriteTable(cmd.OutOrStdout(), figs)
+				}
+				if err != nil {
+					return err
+				}
+				results = bench.Results(figs)
+			}
+			if svgPath == "" {
+				return nil
+			}
+			var sqlite []bench.Result
+			if sqlitePath != "" {
+				var err error
+				if sqlite, err = readResults(sqlitePath); err != nil {
+					return err
+				}
+			}
+			f, err := os.Create(svgPath)
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return bench.WriteJSON(cmd.OutOrStdout(), figs)
+			if err := bench.WriteSVG(f, results, sqlite); err != nil {
+				f.Close()
+				return err
 			}
-			return bench.WriteTable(cmd.OutOrStdout(), figs)
+			return f.Close()
 		}),
 	}
+	cmd.Flags().StringVar(&svgPath, "svg", "", "also draw the figures as an SVG chart in `FILE`")
+	cmd.Flags().StringVar(&sqlitePath, "sqlite", "", "JSON lines of bench/sqlite to draw beside party (`FILE`)")
+	cmd.Flags().StringVar(&from, "from", "", "draw the chart from the JSON lines of an earlier run (`FILE`) instead of measuring")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per figure")
 	cmd.Flags().BoolVar(&quick, "quick", false, "smaller figures and fewer repetitions (well under a minute)")
 	cmd.Flags().IntVar(&reps, "reps", 0, "repetitions of every figure (0: 5, or 3 with --quick)")
 	cmd.Flags().StringVar(&dir, "dir", "", "where to make the temporary databases (default: the system temp dir)")
 	return cmd
+}
+
+// readResults reads the JSON lines of a bench run from path.
+func readResults(path string) ([]bench.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return bench.ReadResults(f)
 }
