@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -122,15 +121,8 @@ const promiseDeadline = 200 * time.Millisecond
 // small bound, and the handle must work again once the leader resumes, and
 // once it is replaced.
 func TestPromiseStoppedLeader(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	child := rbStartChild(t, exe, "lead", dir, nil)
-	if l := child.Line(t); l != "leader=true" {
-		t.Fatalf("child: %s", l)
-	}
+	child := rbStartLeaderChild(t, dir)
 	proc := child.cmd.Process
 	t.Cleanup(func() { proc.Signal(syscall.SIGCONT) })
 
@@ -305,15 +297,8 @@ func promiseWorks(t *testing.T, db *DB, when string) {
 // no goroutine reading its connection (waiting callers read in place), yet
 // it must notice at once that its leader died, and take over.
 func TestPromiseIdleFollowerNoticesDeath(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	child := rbStartChild(t, exe, "lead", dir, nil)
-	if l := child.Line(t); l != "leader=true" {
-		t.Fatalf("child: %s", l)
-	}
+	child := rbStartLeaderChild(t, dir)
 	f := rbOpenFollower(t, dir)
 	// One call, so that the connection has been read in place and left
 	// with nobody reading.

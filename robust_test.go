@@ -638,6 +638,21 @@ func rbChildLead(dir string) {
 	db.Close()
 }
 
+// rbStartLeaderChild starts a child that leads dir and stays until the
+// test ends.
+func rbStartLeaderChild(t testing.TB, dir string) *rbChild {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := rbStartChild(t, exe, "lead", dir, nil)
+	if l := child.Line(t); l != "leader=true" {
+		t.Fatalf("child: %s", l)
+	}
+	return child
+}
+
 // rbChild is a running child process.
 type rbChild struct {
 	cmd   *exec.Cmd
@@ -1157,15 +1172,8 @@ func TestRobustTooLargeStored(t *testing.T) {
 // nobody answers the handshake. Open must still give up after its
 // OpenTimeout with an error, not stay blocked in a handshake for longer.
 func TestRobustStoppedLeader(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	child := rbStartChild(t, exe, "lead", dir, nil)
-	if l := child.Line(t); l != "leader=true" {
-		t.Fatalf("child: %s", l)
-	}
+	child := rbStartLeaderChild(t, dir)
 	proc := child.cmd.Process
 	if err := proc.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
