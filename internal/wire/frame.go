@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Version is the protocol version this package speaks. Peers with another
@@ -92,6 +93,15 @@ func FinishFrame(dst []byte, start int) {
 // FrameSize returns the size on the wire of a frame whose body has n bytes.
 func FrameSize(n int) int { return HeaderSize + n }
 
+// Sizes of frame bodies: a body up to maxKeptBody is read into a buffer
+// kept for the next frame (when borrowed); a body is allocated whole up
+// to firstChunk bytes (every frame but large values), and beyond that as
+// it arrives, doubling.
+const (
+	maxKeptBody = 1 << 20
+	firstChunk  = 1 << 20
+)
+
 // Reader reads frames from a buffered connection. A read that fails with
 // a timeout (a deadline set to interrupt it) may be retried: the frame
 // read so far is kept, and the next call to Next goes on with it.
@@ -102,8 +112,8 @@ type Reader struct {
 	// A frame whose header is read but whose body is not yet complete.
 	partType Type
 	partID   uint32
-	part     []byte // its body, of its full size
-	partGot  int    // bytes of it read so far
+	part     []byte // its body so far
+	partSize int    // its full size
 	partOwn  bool
 	partial  bool
 }
@@ -140,31 +150,39 @@ func (r *Reader) Next(own bool) (t Type, id uint32, body []byte, err error) {
 		}
 		r.br.Discard(HeaderSize)
 		size := int(n64) - minFrameLen
+		// A large body is allocated as it arrives, not at its claimed
+		// size, so that a header alone cannot make this side allocate
+		// MaxFrame bytes.
 		var body []byte
-		if own {
-			body = make([]byte, size)
+		if own || size > maxKeptBody {
+			body = make([]byte, 0, min(size, firstChunk))
 		} else {
 			if cap(r.buf) < size {
 				r.buf = make([]byte, size)
 			}
-			body = r.buf[:size]
+			body = r.buf[:0]
 		}
-		r.partType, r.partID, r.part, r.partGot, r.partOwn, r.partial = t, id, body, 0, own, true
+		r.partType, r.partID, r.part, r.partSize, r.partOwn, r.partial = t, id, body, size, own, true
 	}
-	n, err := io.ReadFull(r.br, r.part[r.partGot:])
-	r.partGot += n
-	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for len(r.part) < r.partSize {
+		if len(r.part) == cap(r.part) {
+			r.part = slices.Grow(r.part, min(r.partSize, 2*cap(r.part))-len(r.part))
 		}
-		return 0, 0, nil, err
+		n, err := r.br.Read(r.part[len(r.part):min(cap(r.part), r.partSize)])
+		r.part = r.part[:len(r.part)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, 0, nil, err
+		}
 	}
 	t, id, body = r.partType, r.partID, r.part
 	if own && !r.partOwn {
 		body = append([]byte(nil), body...) // begun borrowed, after a timeout
 	}
 	r.part, r.partial = nil, false
-	if !own && cap(r.buf) > 1<<20 {
+	if !own && cap(r.buf) > maxKeptBody {
 		r.buf = nil // do not keep a huge buffer for the connection's life
 	}
 	return t, id, body, nil

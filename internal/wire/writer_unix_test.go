@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -244,5 +245,26 @@ func TestPollReader(t *testing.T) {
 	a.Close()
 	if _, err := p.Read(buf); !errors.Is(err, io.EOF) {
 		t.Fatalf("read at the end: %v, want io.EOF", err)
+	}
+}
+
+// TestReaderAllocatesAsDataArrives: a header that claims a frame of
+// almost MaxFrame bytes, followed by a few bytes and the end, costs the
+// reader a small allocation, not the claimed size.
+func TestReaderAllocatesAsDataArrives(t *testing.T) {
+	frame := AppendHeader(nil, TResponse, 1)
+	binary.BigEndian.PutUint32(frame, uint32(MaxFrame-4))
+	frame = append(frame, make([]byte, 100)...)
+	for _, own := range []bool{true, false} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := NewReader(bufio.NewReader(bytes.NewReader(frame)))
+		if _, _, _, err := r.Next(own); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("own %v: %v, want io.ErrUnexpectedEOF", own, err)
+		}
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+			t.Errorf("own %v: %d bytes allocated for a header and 100 bytes", own, got)
+		}
 	}
 }
