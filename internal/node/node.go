@@ -305,7 +305,11 @@ func (n *Node) dispatch(ctx context.Context, c *call.Call) *client.Conn {
 			return r.conn
 		}
 		if !errors.Is(err, client.ErrConnLost) {
-			return nil // registered, but ctx ended: Wait reports it
+			// ctx ended while the request waited for room in the
+			// writer: it was never written, so it ends here.
+			r.conn.Forget(c)
+			c.Fail(err)
+			return nil
 		}
 		// The connection died before c was registered, and the election
 		// goroutine has not noticed yet: c was never sent, so it waits for
