@@ -5,8 +5,13 @@
 // order. Reads are answered at once; writes are gathered while more frames
 // are already buffered and applied as one goleveldb batch before the reader
 // would block, then acknowledged together. Responses are queued and written
-// in one write per burst. DeleteRange, which may take long, runs on its own
-// goroutine. Iterators stream batches only while the follower has credit.
+// in one write per burst, in place when the socket takes them; what it
+// does not take goes to the connection's writer goroutine, so serving
+// waits only for room in the writer's buffer when a follower does not read.
+// After each burst, the connection of a follower that asked for BusyPoll
+// polls for its next request before it sleeps. DeleteRange, which may take
+// long, runs on its own goroutine. Iterators stream batches only while the
+// follower has credit. Errors become codes here, through wire.CodeOf.
 package host
 
 import (
