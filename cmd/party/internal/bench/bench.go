@@ -80,6 +80,7 @@ type sizes struct {
 	getKeys    int           // the get figures read random keys among the first getKeys
 	memBytes   int64         // bytes of keys and values in the slow reader's range
 	sizeBytes  int           // bytes of values written, read and iterated per value size
+	scaleOps   int           // operations per follower process in a repetition of a scaling figure
 	slowBatch  int           // entries the slow reader reads between two sleeps
 	slowSleep  time.Duration // the slow reader's sleep
 	followers  int           // follower children of the failover figure
@@ -97,6 +98,7 @@ var (
 		getKeys:    50000,
 		memBytes:   200 << 20,
 		sizeBytes:  64 << 20,
+		scaleOps:   50000,
 		slowBatch:  1000,
 		slowSleep:  time.Millisecond,
 		followers:  3,
@@ -111,7 +113,8 @@ var (
 		iterN:      100000,
 		getKeys:    50000,
 		memBytes:   20 << 20,
-		sizeBytes:  8 << 20,
+		sizeBytes:  2 << 20,
+		scaleOps:   3000,
 		slowBatch:  1000,
 		slowSleep:  time.Millisecond,
 		followers:  3,

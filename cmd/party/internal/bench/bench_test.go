@@ -27,6 +27,8 @@ var tinySizes = sizes{
 	iterN:      3000,
 	getKeys:    2000,
 	memBytes:   1 << 20,
+	sizeBytes:  1 << 20,
+	scaleOps:   300,
 	slowBatch:  1000,
 	slowSleep:  time.Millisecond,
 	followers:  2,

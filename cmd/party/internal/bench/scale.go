@@ -111,7 +111,7 @@ func quantiles(lat []time.Duration) []time.Duration {
 // scaleFigures measures the scaling figures with load children following
 // leader, and the same loads on direct in this process.
 func (r *runner) scaleFigures(partyDir string, leader *proc, directGet func(k []byte) ([]byte, error), directPut func(k, v []byte) error, getKeys int) ([]Figure, error) {
-	n := max(1000, r.sz.c64Ops/4) // operations per follower process and repetition
+	n := max(100, r.sz.scaleOps) // operations per follower process and repetition
 	var loads []*proc
 	defer func() {
 		for _, p := range loads {
