@@ -11,7 +11,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		asJSON                    bool
+		asJSON, large             bool
 		quick                     bool
 		reps                      int
 		dir                       string
@@ -36,7 +36,10 @@ socket round trip that bounds the sequential figures, and the scaling
 figures followers_get_KxN and followers_put_KxN: K follower processes (1, 2,
 4, 8) with N calls in flight each, total throughput against goleveldb with
 K×N goroutines in one process; and the value-size figures
-follower_{put,get,iter}_{100b,4k,256k}, which add MB/s.
+follower_{put,get,iter}_{100b,4k,256k}, which add MB/s. --large adds
+db_{1m,10m}_{get_seq,get_random,iter}: gets of consecutive and of random
+keys and a full iteration on databases of 1 M and 10 M entries (about 3 GB
+of temporary disk and several more minutes).
 
 --svg FILE also draws a chart of the run: party, goleveldb direct and
 SQLite (from --sqlite, the JSON lines of the bench/sqlite program) for the
@@ -61,7 +64,7 @@ is printed before and after.`,
 					return err
 				}
 			} else {
-				o := bench.Options{Quick: quick, Reps: reps, Dir: dir, Progress: cmd.ErrOrStderr()}
+				o := bench.Options{Quick: quick, Reps: reps, Dir: dir, Large: large, Progress: cmd.ErrOrStderr()}
 				figs, err := bench.Run(cmd.Context(), o)
 				if err != nil {
 					return err
@@ -101,6 +104,7 @@ is printed before and after.`,
 	cmd.Flags().StringVar(&sqlitePath, "sqlite", "", "JSON lines of bench/sqlite to draw beside party (`FILE`)")
 	cmd.Flags().StringVar(&from, "from", "", "draw the chart from the JSON lines of an earlier run (`FILE`) instead of measuring")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per figure")
+	cmd.Flags().BoolVar(&large, "large", false, "also measure databases of 1 M and 10 M entries (about 3 GB of temporary disk)")
 	cmd.Flags().BoolVar(&quick, "quick", false, "smaller figures and fewer repetitions (well under a minute)")
 	cmd.Flags().IntVar(&reps, "reps", 0, "repetitions of every figure (0: 5, or 3 with --quick)")
 	cmd.Flags().StringVar(&dir, "dir", "", "where to make the temporary databases (default: the system temp dir)")

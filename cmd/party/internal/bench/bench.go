@@ -47,6 +47,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -66,6 +67,11 @@ type Options struct {
 
 	// Progress receives a line per step. Nil means silent.
 	Progress io.Writer
+
+	// Large also measures the database-size figures (LargeNames), on
+	// databases of 1 M and 10 M entries: about 3 GB of temporary disk and
+	// several more minutes.
+	Large bool
 
 	// sizes overrides the sizes, for tests.
 	sizes *sizes
@@ -195,6 +201,11 @@ func Run(ctx context.Context, o Options) ([]Figure, error) {
 
 	var figs []Figure
 	steps := []func() ([]Figure, error){r.roundtripFigure, r.followerFigures, r.localFigure, r.failoverFigure}
+	names := Names
+	if o.Large {
+		steps = append(steps, r.dbSizeFigures)
+		names = append(slices.Clone(Names), LargeNames...)
+	}
 	for _, step := range steps {
 		f, err := step()
 		if err != nil {
@@ -212,11 +223,11 @@ func Run(ctx context.Context, o Options) ([]Figure, error) {
 			return nil, p.stopErr
 		}
 	}
-	return order(figs)
+	return order(figs, names)
 }
 
-// order sorts figs as Names and checks that every figure is there once.
-func order(figs []Figure) ([]Figure, error) {
+// order sorts figs as names and checks that every figure is there once.
+func order(figs []Figure, names []string) ([]Figure, error) {
 	byName := make(map[string]Figure, len(figs))
 	for _, f := range figs {
 		if _, dup := byName[f.Name]; dup {
@@ -224,8 +235,8 @@ func order(figs []Figure) ([]Figure, error) {
 		}
 		byName[f.Name] = f
 	}
-	out := make([]Figure, 0, len(Names))
-	for _, n := range Names {
+	out := make([]Figure, 0, len(names))
+	for _, n := range names {
 		f, ok := byName[n]
 		if !ok {
 			return nil, fmt.Errorf("bench: figure %s was not measured", n)
