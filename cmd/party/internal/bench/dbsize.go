@@ -7,7 +7,6 @@ import (
 
 	"github.com/levelparty/party"
 	"github.com/levelparty/party/cmd/party/internal/child"
-	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -55,21 +54,11 @@ func (r *runner) dbSizeFigures() ([]Figure, error) {
 		}
 		r.logf("filled in %v", time.Since(t0).Round(time.Millisecond))
 		got, err := func() ([]Figure, error) {
-			direct, err := leveldb.OpenFile(directDir, nil)
-			if err != nil {
-				return nil, fmt.Errorf("bench: open goleveldb: %w", err)
-			}
-			defer direct.Close()
-			leader, err := r.spawn(roleLeader, partyDir)
+			direct, leader, db, done, err := r.sides(partyDir, directDir)
 			if err != nil {
 				return nil, err
 			}
-			defer leader.stop()
-			db, err := r.openFollower(partyDir, leader, nil)
-			if err != nil {
-				return nil, err
-			}
-			defer db.Close()
+			defer done()
 			partyGet := func(k []byte) ([]byte, error) { return db.Get(ctx, k) }
 			directGet := func(k []byte) ([]byte, error) { return direct.Get(k, nil) }
 			// Sequential gets read consecutive keys, as a scan by keys

@@ -54,24 +54,36 @@ func (r *runner) followerFigures() ([]Figure, error) {
 	return append(figs, mem), nil
 }
 
+// sides opens the two sides of a comparison: goleveldb on directDir in
+// this process, and a follower in this process of a leader child serving
+// partyDir. done closes all three.
+func (r *runner) sides(partyDir, directDir string) (direct *leveldb.DB, leader *proc, db *party.DB, done func(), err error) {
+	direct, err = leveldb.OpenFile(directDir, nil)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("bench: open goleveldb: %w", err)
+	}
+	leader, err = r.spawn(roleLeader, partyDir)
+	if err != nil {
+		direct.Close()
+		return nil, nil, nil, nil, err
+	}
+	db, err = r.openFollower(partyDir, leader, nil)
+	if err != nil {
+		leader.stop()
+		direct.Close()
+		return nil, nil, nil, nil, err
+	}
+	return direct, leader, db, func() { db.Close(); leader.stop(); direct.Close() }, nil
+}
+
 func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Figure, error) {
 	sz := r.sz
 	ctx := r.ctx
-	direct, err := leveldb.OpenFile(directDir, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bench: open goleveldb: %w", err)
-	}
-	defer direct.Close()
-	leader, err := r.spawn(roleLeader, partyDir)
+	direct, leader, db, done, err := r.sides(partyDir, directDir)
 	if err != nil {
 		return nil, err
 	}
-	defer leader.stop()
-	db, err := r.openFollower(partyDir, leader, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
+	defer done()
 	// A second follower handle in this process, that busy-polls.
 	pollDB, err := r.openFollower(partyDir, leader, &party.Options{BusyPoll: busyPoll})
 	if err != nil {
