@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // Benchmarks compare each follower path with goleveldb used directly, in
@@ -32,8 +33,9 @@ var benchValue = make([]byte, benchValueLen)
 // benchTargets opens a database filled with benchKeys entries and returns,
 // by name, functions to reach it directly and through a follower.
 type benchTarget struct {
-	get func(ctx context.Context, k []byte) error
-	put func(ctx context.Context, k, v []byte) error
+	get  func(ctx context.Context, k []byte) error
+	put  func(ctx context.Context, k, v []byte) error
+	scan func(ctx context.Context, start []byte, n int) error // reads n entries from start
 }
 
 func benchSetup(b *testing.B, fill int) map[string]benchTarget {
@@ -71,14 +73,23 @@ func benchSetup(b *testing.B, fill int) map[string]benchTarget {
 		"direct": {
 			get: func(_ context.Context, k []byte) error { _, err := direct.Get(k, nil); return err },
 			put: func(_ context.Context, k, v []byte) error { return direct.Put(k, v, nil) },
+			scan: func(_ context.Context, start []byte, n int) error {
+				return benchScan(direct.NewIterator(&util.Range{Start: start}, nil), n)
+			},
 		},
 		"leader": {
 			get: func(ctx context.Context, k []byte) error { _, err := leader.Get(ctx, k); return err },
 			put: leader.Put,
+			scan: func(ctx context.Context, start []byte, n int) error {
+				return benchScan(leader.NewIterator(ctx, &Range{Start: start}), n)
+			},
 		},
 		"follower": {
 			get: func(ctx context.Context, k []byte) error { _, err := follower.Get(ctx, k); return err },
 			put: follower.Put,
+			scan: func(ctx context.Context, start []byte, n int) error {
+				return benchScan(follower.NewIterator(ctx, &Range{Start: start}), n)
+			},
 		},
 	}
 }
@@ -94,6 +105,39 @@ func BenchmarkGet(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				if err := t.get(ctx, benchKey(i%benchKeys)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// benchScan reads n entries of it and releases it.
+func benchScan(it interface {
+	Next() bool
+	Error() error
+	Release()
+}, n int) error {
+	defer it.Release()
+	for range n {
+		if !it.Next() {
+			return fmt.Errorf("scan ended early: %v", it.Error())
+		}
+	}
+	return it.Error()
+}
+
+// BenchmarkScan10 opens an iterator, reads 10 entries and releases it: a
+// short range read, where opening costs as much as reading.
+func BenchmarkScan10(b *testing.B) {
+	targets := benchSetup(b, benchKeys)
+	ctx := context.Background()
+	for _, name := range benchOrder {
+		t := targets[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := t.scan(ctx, benchKey(i%(benchKeys-10)), 10); err != nil {
 					b.Fatal(err)
 				}
 			}

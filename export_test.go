@@ -19,6 +19,10 @@ func (db *DB) dropConn() bool { return db.node().DropConn() }
 // following reports whether db follows a live connection.
 func (db *DB) following() bool { return db.node().Following() }
 
+// entriesReceived returns how many iterator entries the follower's
+// connection has received from its leader.
+func (db *DB) entriesReceived() uint64 { return db.node().EntriesReceived() }
+
 // clone copies b, keeping nil apart from empty.
 func clone(b []byte) []byte {
 	if b == nil {

@@ -66,9 +66,10 @@ type Conn struct {
 	out     *wire.Writer
 	welcome wire.Welcome
 	log     *slog.Logger
-	r       *wire.Reader // used by the holder of the read token only
-	polling *atomic.Bool // a waiter reads: its reads may poll
-	watch   *hangupWatch // nil: the background reader reads at all times
+	r       *wire.Reader  // used by the holder of the read token only
+	polling *atomic.Bool  // a waiter reads: its reads may poll
+	watch   *hangupWatch  // nil: the background reader reads at all times
+	entries atomic.Uint64 // iterator entries received, for tests
 
 	mu       sync.Mutex // guards the fields below
 	pending  map[uint32]*call.Call
@@ -308,6 +309,10 @@ func request(cl *call.Call) wire.Request {
 	}
 	return req
 }
+
+// EntriesReceived returns how many iterator entries the leader has sent
+// on this connection: what the tests of read-ahead count.
+func (c *Conn) EntriesReceived() uint64 { return c.entries.Load() }
 
 // Forget drops an abandoned call so that its response, if any, is ignored.
 func (c *Conn) Forget(cl *call.Call) {
@@ -557,6 +562,7 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 		if err := wire.DecodeIterBatch(body, b); err != nil {
 			return err
 		}
+		c.entries.Add(uint64(len(b.Entries)))
 		if s != nil {
 			s.deliver(b)
 		}

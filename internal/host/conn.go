@@ -261,7 +261,16 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 			delete(c.snaps, req.Snap)
 		}
 	case wire.TIterOpen:
-		c.respond(id, c.openIter(req.Iter, req), nil)
+		err := c.openIter(req.Iter, req)
+		c.respond(id, err, nil)
+		if err == nil {
+			// Generation 1: the first seek most iterators make, answered
+			// in the same write as the open, with a credit of one batch.
+			it := c.iters[req.Iter]
+			it.gen, it.credit, it.limit = 1, 1, firstBatchLen
+			it.at = it.cur.Seek(backend.SeekFirst, nil)
+			c.pump(req.Iter, it)
+		}
 	case wire.TIterSeek:
 		it, ok := c.iters[id]
 		if !ok {

@@ -33,3 +33,13 @@ func (n *Node) Following() bool {
 	r := n.via.Load()
 	return r != nil && r.conn != nil && r.conn.Err() == nil
 }
+
+// EntriesReceived returns how many iterator entries this follower's
+// current connection has received, 0 without one.
+func (n *Node) EntriesReceived() uint64 {
+	r := n.via.Load()
+	if r == nil || r.conn == nil {
+		return 0
+	}
+	return r.conn.EntriesReceived()
+}

@@ -14,8 +14,9 @@ import (
 
 // Version is the protocol version this package speaks. Peers with another
 // version refuse each other in the handshake. Version 2 added the
-// busy-poll time to the hello.
-const Version = 2
+// busy-poll time to the hello; version 3 has the leader start an
+// iterator's first generation (a first seek) as soon as it is open.
+const Version = 3
 
 // HeaderSize is the size of a frame header: a big-endian uint32 length of
 // everything after it, a one-byte type and a big-endian uint32 id.

@@ -15,9 +15,14 @@ import (
 var Magic = [8]byte{'L', 'V', 'L', 'P', 'A', 'R', 'T', 'Y'}
 
 // HelloSize is the size of the part of the follower's hello that every
-// version shares: magic, version u16, flags u8. Version 2 follows it with
-// the busy-poll time in microseconds, u32.
+// version shares: magic, version u16, flags u8. Versions 2 and 3 follow
+// it with the busy-poll time in microseconds, u32.
 const HelloSize = 8 + 2 + 1
+
+// hasBusyPoll reports whether a hello of version v carries the busy-poll
+// time: versions 2 and 3 do. Other versions are refused as soon as their
+// version is read, whatever follows it.
+func hasBusyPoll(v uint16) bool { return v == 2 || v == 3 }
 
 // maxBusyPoll bounds the busy-poll time a follower may ask of the leader.
 const maxBusyPoll = time.Millisecond
@@ -55,14 +60,14 @@ func AppendHello(dst []byte, h Hello) []byte {
 	dst = append(dst, Magic[:]...)
 	dst = binary.BigEndian.AppendUint16(dst, h.Version)
 	dst = append(dst, h.Flags)
-	if h.Version == 2 {
+	if hasBusyPoll(h.Version) {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(min(h.BusyPoll, maxBusyPoll)/time.Microsecond))
 	}
 	return dst
 }
 
 // ReadHello reads and checks the follower's handshake. It reads the part
-// of a version 2 hello that follows the shared part; a hello of another
+// of a hello of version 2 or 3 that follows the shared part; a hello of another
 // version is returned as soon as its version is known, for the leader to
 // refuse.
 func ReadHello(r io.Reader) (Hello, error) {
@@ -74,7 +79,7 @@ func ReadHello(r io.Reader) (Hello, error) {
 		return Hello{}, fmt.Errorf("%w: bad magic %q", ErrNotParty, b[:8])
 	}
 	h := Hello{Version: binary.BigEndian.Uint16(b[8:]), Flags: b[10]}
-	if h.Version == 2 {
+	if hasBusyPoll(h.Version) {
 		if _, err := io.ReadFull(r, b[HelloSize:]); err != nil {
 			return Hello{}, fmt.Errorf("reading hello: %w", err)
 		}

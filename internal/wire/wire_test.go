@@ -142,7 +142,7 @@ func requestDiff(want, got *Request) string {
 // TestProtocolNumbers pins the numbers spec.md gives to types, codes, seek
 // modes, statuses and flags: renumbering any of them breaks compatibility.
 func TestProtocolNumbers(t *testing.T) {
-	if Version != 2 || HeaderSize != 9 || MaxFrame != 64<<20 || HelloSize != 11 {
+	if Version != 3 || HeaderSize != 9 || MaxFrame != 64<<20 || HelloSize != 11 {
 		t.Errorf("version %d header %d max %d hello %d", Version, HeaderSize, MaxFrame, HelloSize)
 	}
 	if string(Magic[:]) != "LVLPARTY" {
@@ -469,7 +469,7 @@ func TestHandshake(t *testing.T) {
 		{Version: 2, BusyPoll: time.Millisecond}, {Version: 1, Flags: HelloNoRetry}, {Version: 0xffff, Flags: HelloNoRetry}, {Version: 0, Flags: 0xff}}
 	for _, h := range hellos {
 		b := AppendHello(nil, h)
-		if want := map[bool]int{true: HelloSize + 4, false: HelloSize}[h.Version == 2]; len(b) != want {
+		if want := map[bool]int{true: HelloSize + 4, false: HelloSize}[hasBusyPoll(h.Version)]; len(b) != want {
 			t.Errorf("hello %+v of %d bytes, want %d", h, len(b), want)
 		}
 		got, err := ReadHello(bytes.NewReader(b))

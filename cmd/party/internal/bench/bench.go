@@ -17,6 +17,8 @@
 //	follower_put_seq        Put on a follower, one at a time
 //	follower_put_c64        Put on a follower, 64 goroutines in flight
 //	follower_iter           full iteration of N entries on a follower; one op is one entry
+//	follower_scan10_seq     a short range read on a follower, one at a time: open an
+//	                        iterator at a random key, read 10 entries, release it
 //	failover_gap_ms         kill -9 of the leader to the first acknowledged op on every follower
 //	follower_get_c64        Get on a follower, 64 goroutines in flight
 //	local_put_seq           the leader's own Puts, one at a time
@@ -138,6 +140,7 @@ const (
 	FollowerPutSeqPoll  = "follower_put_seq_busypoll"
 	FollowerPutC64      = "follower_put_c64"
 	FollowerIter        = "follower_iter"
+	FollowerScan10Seq   = "follower_scan10_seq"
 	FailoverGapMs       = "failover_gap_ms"
 	FollowerGetC64      = "follower_get_c64"
 	LocalPutSeq         = "local_put_seq"
@@ -149,7 +152,7 @@ const (
 // scaling figures, followers_get_KxN and followers_put_KxN.
 var Names = append([]string{
 	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
-	FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
+	FollowerScan10Seq, FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
 }, append(scaleNames(), sizeNames()...)...)
 

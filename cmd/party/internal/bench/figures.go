@@ -147,6 +147,13 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 			func(int) (sample, error) {
 				return scan(ctx, sz.iterN, valueLen, func() cursor { return direct.NewIterator(&util.Range{Start: start, Limit: limit}, nil) })
 			}},
+		{FollowerScan10Seq, sz.seqOps / 4, getNote,
+			seq(sz.seqOps/4, func(rep int) op {
+				return scanOp(func(k []byte) cursor { return db.NewIterator(ctx, &party.Range{Start: k}) }, getKeys, base(7, rep))
+			}),
+			seq(sz.seqOps/4, func(rep int) op {
+				return scanOp(func(k []byte) cursor { return direct.NewIterator(&util.Range{Start: k}, nil) }, getKeys, base(7, rep))
+			})},
 		{FollowerPutSeq, sz.seqOps, "",
 			seq(sz.seqOps, func(rep int) op { return putOp(partyPut, base(3, rep)) }),
 			seq(sz.seqOps, func(rep int) op { return putOp(directPut, base(3, rep)) })},

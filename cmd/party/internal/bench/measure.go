@@ -72,6 +72,26 @@ func getOp(get func(k []byte) ([]byte, error), fill int, base uint64) op {
 	}
 }
 
+// scanLen is the number of entries a scanOp reads.
+const scanLen = 10
+
+// scanOp opens a cursor at a random key of the fill, reads scanLen
+// entries and releases it.
+func scanOp(open func(k []byte) cursor, fill int, base uint64) op {
+	return func(i int, k []byte) error {
+		n := scramble(base+uint64(i)) % uint64(fill-scanLen)
+		fillKey(k, n)
+		it := open(k)
+		defer it.Release()
+		for j := range scanLen {
+			if !it.Next() {
+				return fmt.Errorf("bench: scan from fill key %d: %d entries, want %d: %v", n, j, scanLen, it.Error())
+			}
+		}
+		return it.Error()
+	}
+}
+
 // putOp writes key base+i.
 func putOp(put func(k, v []byte) error, base uint64) op {
 	return func(i int, k []byte) error {
