@@ -28,7 +28,8 @@ is repeated; the table gives min, median and max.
 Figures (16-byte keys, 100-byte values): follower_get_seq, follower_put_seq,
 the same with Options.BusyPoll 50µs (follower_get_seq_busypoll,
 follower_put_seq_busypoll), follower_put_c64 (64 goroutines in flight),
-follower_iter (full iteration), failover_gap_ms (kill -9 of the leader to the
+follower_iter (full iteration), follower_scan10_seq (open an iterator, read
+10 entries, release it), failover_gap_ms (kill -9 of the leader to the
 first acknowledged operation on every follower), follower_get_c64,
 local_put_seq (the leader's own puts), follower_iter_slow_mem (memory while a
 slow reader iterates a large range), socket_roundtrip_seq, the bare unix
