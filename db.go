@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/node"
@@ -20,8 +21,10 @@ import (
 // slices passed to a method are not read once it has returned, whatever
 // its outcome.
 type DB struct {
-	dir string
-	b   backend.Backend
+	dir       string
+	b         backend.Backend
+	txTimeout time.Duration // Options.TxTimeout, or its default
+	noRetry   bool          // Options.NoRetry: Update does not run fn again
 }
 
 // Open joins the participants of the database in dir, creating the
@@ -64,7 +67,7 @@ func open(dir string, o *Options, followOnly bool) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{dir: abs, b: n}, nil
+	return &DB{dir: abs, b: n, txTimeout: opts.txTimeout(), noRetry: opts.NoRetry}, nil
 }
 
 // Dir returns the absolute path of the database directory.

@@ -17,6 +17,24 @@ var (
 	// ErrTooLarge is returned for a key, value or batch that does not fit
 	// in one protocol frame (64 MiB), so that no follower could exchange it.
 	ErrTooLarge = backend.ErrTooLarge
+	// ErrHiddenKey is returned for a write of a key under the prefix party
+	// keeps for its commit records ("\xff\xffparty\x00tx\x00"): party's
+	// reads never show such keys.
+	ErrHiddenKey = backend.ErrHiddenKey
+)
+
+// Errors of transactions.
+var (
+	// ErrTxAborted is wrapped by the errors of a transaction that ended
+	// with nothing applied: discarded, timed out, its holder or leader
+	// lost, or refused at Commit. Its calls after Commit or Discard
+	// return it too.
+	ErrTxAborted = backend.ErrTxAborted
+	// ErrCommitUnknown is wrapped by Commit's error when its context
+	// ended, or its handle was closed, after the commit was sent and
+	// before it could learn whether it was applied. It is the one case in
+	// which an error from Commit does not mean "not applied".
+	ErrCommitUnknown = backend.ErrCommitUnknown
 )
 
 // Errors of failover.

@@ -41,6 +41,12 @@ type Options struct {
 	// leader caps it at 1 ms. The zero value never polls.
 	BusyPoll time.Duration
 
+	// TxTimeout bounds how long a transaction of this handle may stay
+	// open: the leader aborts it then, with nothing applied, so that a
+	// stopped or stuck process does not hold every writer. Zero means
+	// DefaultTxTimeout (5 seconds).
+	TxTimeout time.Duration
+
 	// OpenTimeout bounds how long Open waits to join as leader or
 	// follower. Zero means 10 seconds.
 	OpenTimeout time.Duration
@@ -59,6 +65,13 @@ type Options struct {
 }
 
 const defaultOpenTimeout = 10 * time.Second
+
+func (o *Options) txTimeout() time.Duration {
+	if o.TxTimeout > 0 {
+		return o.TxTimeout
+	}
+	return DefaultTxTimeout
+}
 
 func (o *Options) openTimeout() time.Duration {
 	if o.OpenTimeout > 0 {

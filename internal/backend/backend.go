@@ -72,6 +72,11 @@ type Backend interface {
 	GetSnapshot(ctx context.Context) (Snapshot, error)
 	// Status describes what serves the database.
 	Status(ctx context.Context) (Status, error)
+	// Lock waits for the database's one transaction lease and returns it.
+	// While it is held, no write of any other participant applies; it
+	// ends at its Commit or Release, when its holder is lost, or after
+	// timeout, with nothing applied.
+	Lock(ctx context.Context, timeout time.Duration) (Lease, error)
 	// IsLeader reports whether this handle serves the database to others.
 	IsLeader() bool
 	// Elected is closed when this handle becomes the leader.
@@ -85,6 +90,26 @@ type Snapshot interface {
 	Reader
 	// Release frees the snapshot; later calls fail with
 	// ErrSnapshotReleased. It may be called more than once.
+	Release()
+}
+
+// Lease is the transaction lease held by this handle. Reads made while it
+// is held see a state no other participant changes; Err tells whether that
+// is still so.
+type Lease interface {
+	// Err returns nil while the lease is held, and afterwards why it
+	// ended: an error wrapping ErrTxAborted (and ErrLeaderLost when the
+	// leader was lost).
+	Err() error
+	// Commit applies b atomically, exactly once, and ends the lease. Nil
+	// means applied; an error wrapping ErrTxAborted means not applied,
+	// even when the leader was lost after the commit was sent (the next
+	// leader is asked). Only when ctx ends, or the handle is closed,
+	// before the outcome is known does it return an error wrapping
+	// ErrCommitUnknown.
+	Commit(ctx context.Context, b *Batch) error
+	// Release ends the lease without applying anything. It may be called
+	// more than once, and after Commit.
 	Release()
 }
 

@@ -112,3 +112,16 @@ func cutBytes(b []byte) (v, rest []byte, ok bool) {
 	end := k + int(n)
 	return b[k:end:end], b[end:], true
 }
+
+// hiddenPrefix starts the keys party keeps for itself: the commit records
+// of transactions. They sort after nearly every key (0xff 0xff first).
+const hiddenPrefix = "\xff\xffparty\x00tx\x00"
+
+// Hidden reports whether key lies under HiddenPrefix: party's reads never
+// show such keys, and its writes refuse them.
+func Hidden(key []byte) bool {
+	return len(key) >= len(hiddenPrefix) && key[0] == 0xff && string(key[:len(hiddenPrefix)]) == hiddenPrefix
+}
+
+// HiddenPrefix returns the prefix of the keys party keeps for itself.
+func HiddenPrefix() []byte { return []byte(hiddenPrefix) }

@@ -11,6 +11,14 @@ var (
 	ErrClosed = errors.New("party: database closed")
 	// ErrTooLarge: a key, value or batch too large to cross to the leader.
 	ErrTooLarge = errors.New("party: entry exceeds the size limit")
+	// ErrTxAborted: the transaction ended without applying anything.
+	ErrTxAborted = errors.New("party: transaction aborted")
+	// ErrCommitUnknown: a commit's context ended, or its handle was
+	// closed, before it could learn whether the commit was applied.
+	ErrCommitUnknown = errors.New("party: commit outcome unknown")
+	// ErrHiddenKey: a write names a key under the prefix party keeps for
+	// its own records.
+	ErrHiddenKey = errors.New("party: key under the prefix party reserves")
 )
 
 // Errors of failover.

@@ -18,6 +18,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/engine"
@@ -37,6 +38,9 @@ const (
 	Snapshot                    // outcome SnapID on Conn, or Local
 	Status                      // outcome Status
 	IterOpen                    // Iter, Range; bound
+	TxBegin                     // Holder, Timeout; outcome LeaseID
+	TxCommit                    // Lease, TxSeq, Batch; bound
+	TxResolve                   // Holder, TxSeq; outcome Found: the commit was applied
 )
 
 // IsWrite reports whether the call changes data.
@@ -52,6 +56,11 @@ type Call struct {
 	Sync  bool   // fsync writes before acknowledging
 	Snap  uint32 // Get, Has, IterOpen: the leader's snapshot to read; 0 for none
 	Iter  uint32 // IterOpen: the iterator's id on its connection
+
+	Holder  [16]byte      // TxBegin, TxResolve: the participant asking
+	Timeout time.Duration // TxBegin: how long the lease may stay open
+	Lease   uint32        // TxCommit: the lease's id on its connection
+	TxSeq   uint64        // TxCommit, TxResolve: the holder's commit number
 
 	// Bound calls name state that lives on one connection (a snapshot, an
 	// iterator): they are sent only there, and fail with ErrConnLost when
@@ -69,12 +78,13 @@ type Call struct {
 	done  chan struct{}
 
 	// Outcome, valid once Done is closed.
-	Found  bool
-	SnapID uint32           // Snapshot on a connection: the id there
-	Local  *engine.Snapshot // Snapshot run on this process's engine
-	Status backend.Status
-	Err    error
-	Conn   any // the connection that answered, when one did
+	Found   bool
+	SnapID  uint32           // Snapshot on a connection: the id there
+	LeaseID uint32           // TxBegin: the lease's id on the connection
+	Local   *engine.Snapshot // Snapshot run on this process's engine
+	Status  backend.Status
+	Err     error
+	Conn    any // the connection that answered, when one did
 }
 
 type state uint8

@@ -306,8 +306,22 @@ func request(cl *call.Call) wire.Request {
 		req.Type = wire.TStatus
 	case call.IterOpen:
 		req.Type = wire.TIterOpen
+	case call.TxBegin:
+		req.Type, req.Holder, req.Timeout = wire.TTxBegin, cl.Holder, cl.Timeout
+	case call.TxCommit:
+		req.Type, req.Lease, req.Seq, req.Records = wire.TTxCommit, cl.Lease, cl.TxSeq, cl.Batch.Records()
+	case call.TxResolve:
+		req.Type, req.Holder, req.Seq = wire.TTxResolve, cl.Holder, cl.TxSeq
 	}
 	return req
+}
+
+// DiscardTx ends the lease id on the leader without applying anything. It
+// never blocks.
+func (c *Conn) DiscardTx(id uint32) {
+	if c.Err() == nil {
+		c.post(&wire.Request{Type: wire.TTxDiscard, Lease: id})
+	}
 }
 
 // EntriesReceived returns how many iterator entries the leader has sent
@@ -580,9 +594,9 @@ func check(k call.Kind, code wire.Code, payload []byte) error {
 	}
 	var want int
 	switch k {
-	case call.Has:
+	case call.Has, call.TxResolve:
 		want = 1
-	case call.Snapshot:
+	case call.Snapshot, call.TxBegin:
 		want = 4
 	case call.Status:
 		_, err := wire.DecodeStatus(payload)
@@ -607,8 +621,10 @@ func (c *Conn) finish(cl *call.Call, code wire.Code, payload []byte) {
 		switch cl.Kind {
 		case call.Get:
 			cl.Value = payload
-		case call.Has:
+		case call.Has, call.TxResolve:
 			cl.Found = payload[0] == 1
+		case call.TxBegin:
+			cl.LeaseID = binary.BigEndian.Uint32(payload)
 		case call.Snapshot:
 			cl.SnapID = binary.BigEndian.Uint32(payload)
 		case call.Status:

@@ -10,6 +10,7 @@ import (
 // Cursor positions a goleveldb iterator by party's seek modes and steps it
 // in the mode's direction. Resuming after a key is exact: SeekAfter and
 // SeekBefore compare keys, they never compute neighbouring byte strings.
+// It steps over hidden keys (see Hidden).
 type Cursor struct {
 	it       iterator.Iterator
 	backward bool
@@ -22,6 +23,10 @@ func newCursor(r leveldbReader, rng backend.Range) *Cursor {
 // Seek positions the cursor as mode says and reports whether it is at an
 // entry.
 func (c *Cursor) Seek(mode backend.SeekMode, key []byte) bool {
+	return c.skipHidden(c.seek(mode, key))
+}
+
+func (c *Cursor) seek(mode backend.SeekMode, key []byte) bool {
 	it := c.it
 	c.backward = mode.Backward()
 	switch mode {
@@ -49,11 +54,22 @@ func (c *Cursor) Seek(mode backend.SeekMode, key []byte) bool {
 }
 
 // Step moves one entry in the direction of the last Seek.
-func (c *Cursor) Step() bool {
+func (c *Cursor) Step() bool { return c.skipHidden(c.step()) }
+
+func (c *Cursor) step() bool {
 	if c.backward {
 		return c.it.Prev()
 	}
 	return c.it.Next()
+}
+
+// skipHidden steps past hidden keys; ok says whether the cursor is at an
+// entry.
+func (c *Cursor) skipHidden(ok bool) bool {
+	for ok && Hidden(c.it.Key()) {
+		ok = c.step()
+	}
+	return ok
 }
 
 // Key returns the current key, valid until the next move.

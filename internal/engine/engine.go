@@ -8,6 +8,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/levelparty/party/internal/backend"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -18,7 +19,9 @@ import (
 
 // Engine is an open goleveldb database.
 type Engine struct {
-	db *leveldb.DB
+	db      *leveldb.DB
+	gate    gate          // plain writes against the transaction lease
+	commits atomic.Uint64 // transactions committed, to trim records now and then
 }
 
 // Open opens or creates the database in dir. Its error is goleveldb's,
@@ -28,11 +31,16 @@ func Open(dir string, o *opt.Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{db: db}, nil
+	e := &Engine{db: db}
+	e.gate.init()
+	return e, nil
 }
 
-// Close closes the database.
-func (e *Engine) Close() error { return e.db.Close() }
+// Close ends the lease held, if any, and closes the database.
+func (e *Engine) Close() error {
+	e.closeGate()
+	return e.db.Close()
+}
 
 // Reader is what reads run on: the engine or one of its snapshots.
 type Reader interface {
@@ -47,7 +55,7 @@ var (
 )
 
 // Get returns the value of key, which belongs to the caller, or
-// backend.ErrNotFound.
+// backend.ErrNotFound. Like every read, it never shows a hidden key.
 func (e *Engine) Get(key []byte) ([]byte, error) { return get(e.db, key) }
 
 // Has reports whether key is present.
@@ -56,20 +64,34 @@ func (e *Engine) Has(key []byte) (bool, error) { return has(e.db, key) }
 // NewCursor returns a cursor over r with a view of the data taken now.
 func (e *Engine) NewCursor(r backend.Range) *Cursor { return newCursor(e.db, r) }
 
-// Put sets key to value; sync makes it fsync first.
-func (e *Engine) Put(key, value []byte, sync bool) error {
+// Put sets key to value; sync makes it fsync first. Like every write, it
+// waits while another participant holds the transaction lease, or until
+// ctx ends.
+func (e *Engine) Put(ctx context.Context, key, value []byte, sync bool) error {
+	if err := e.enter(ctx); err != nil {
+		return err
+	}
+	defer e.Leave()
 	return wrap(e.db.Put(key, value, writeOptions(sync)))
 }
 
 // Delete removes key.
-func (e *Engine) Delete(key []byte, sync bool) error {
+func (e *Engine) Delete(ctx context.Context, key []byte, sync bool) error {
+	if err := e.enter(ctx); err != nil {
+		return err
+	}
+	defer e.Leave()
 	return wrap(e.db.Delete(key, writeOptions(sync)))
 }
 
 // Write applies b atomically.
-func (e *Engine) Write(b *backend.Batch, sync bool) error {
+func (e *Engine) Write(ctx context.Context, b *backend.Batch, sync bool) error {
 	var g Group
 	g.AddBatch(b.Records())
+	if err := e.enter(ctx); err != nil {
+		return err
+	}
+	defer e.Leave()
 	return e.Apply(&g, sync)
 }
 
@@ -78,17 +100,25 @@ const deleteRangeChunk = 1024
 
 // DeleteRange deletes every key in r, in writes of at most
 // deleteRangeChunk keys, and stops between two writes when ctx ends. It is
-// not atomic: a failure part way leaves the keys before it deleted.
+// not atomic: a failure part way leaves the keys before it deleted. Each
+// write waits while another participant holds the transaction lease.
 func (e *Engine) DeleteRange(ctx context.Context, r backend.Range, sync bool) error {
-	it := e.db.NewIterator(utilRange(r), nil)
-	defer it.Release()
+	c := e.NewCursor(r)
+	defer c.Release()
 	wo := writeOptions(sync)
 	var b leveldb.Batch
-	for it.Next() {
-		b.Delete(it.Key())
+	write := func() error {
+		if err := e.enter(ctx); err != nil {
+			return err
+		}
+		defer e.Leave()
+		return wrap(e.db.Write(&b, wo))
+	}
+	for ok := c.Seek(backend.SeekFirst, nil); ok; ok = c.Step() {
+		b.Delete(c.Key())
 		if b.Len() >= deleteRangeChunk {
-			if err := e.db.Write(&b, wo); err != nil {
-				return wrap(err)
+			if err := write(); err != nil {
+				return err
 			}
 			b.Reset()
 			if err := ctx.Err(); err != nil {
@@ -96,11 +126,11 @@ func (e *Engine) DeleteRange(ctx context.Context, r backend.Range, sync bool) er
 			}
 		}
 	}
-	if err := it.Error(); err != nil {
-		return wrap(err)
+	if err := c.Err(); err != nil {
+		return err
 	}
 	if b.Len() > 0 {
-		return wrap(e.db.Write(&b, wo))
+		return write()
 	}
 	return nil
 }
@@ -132,7 +162,8 @@ func (g *Group) AddBatch(records []byte) {
 // Size returns the bytes gathered so far.
 func (g *Group) Size() int { return len(g.b.Dump()) }
 
-// Apply writes what g gathered as one atomic batch and empties g.
+// Apply writes what g gathered as one atomic batch and empties g. The
+// caller has been let in by Enter or TryEnter.
 func (e *Engine) Apply(g *Group, sync bool) error {
 	err := e.db.Write(&g.b, writeOptions(sync))
 	g.b.Reset()
@@ -173,6 +204,9 @@ type leveldbReader interface {
 }
 
 func get(r leveldbReader, key []byte) ([]byte, error) {
+	if Hidden(key) {
+		return nil, backend.ErrNotFound
+	}
 	v, err := r.Get(key, nil)
 	if err != nil {
 		return nil, wrap(err)
@@ -181,6 +215,9 @@ func get(r leveldbReader, key []byte) ([]byte, error) {
 }
 
 func has(r leveldbReader, key []byte) (bool, error) {
+	if Hidden(key) {
+		return false, nil
+	}
 	ok, err := r.Has(key, nil)
 	return ok, wrap(err)
 }

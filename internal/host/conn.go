@@ -52,9 +52,16 @@ type conn struct {
 	groupAcks []uint32     // their request ids
 	groupSync bool         // one of them asked for fsync
 
-	bg      sync.WaitGroup // DeleteRange workers
+	bg      sync.WaitGroup // DeleteRange workers, and the goroutines of lease.go
 	bgSlots chan struct{}  // bounds the DeleteRange workers
 	req     wire.Request
+
+	// ctx ends when the connection stops being served: what waits for
+	// the transaction lease on its behalf gives up then.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	tx txState // the lease, lease requests and parked writes (lease.go)
 }
 
 // iter is a follower's iterator: a cursor that streams batches in the
@@ -70,7 +77,10 @@ type iter struct {
 }
 
 func newConn(h *Host, nc *net.UnixConn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{
+		ctx:     ctx,
+		cancel:  cancel,
 		h:       h,
 		eng:     h.cfg.Engine,
 		nc:      nc,
@@ -162,6 +172,7 @@ func (c *conn) serve() {
 		}
 	}
 	c.applyGroup()
+	c.endTx()
 	c.bg.Wait()
 	c.out.Drain()
 	for _, it := range c.iters {
@@ -242,7 +253,7 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		c.bg.Add(1)
 		go func() {
 			defer func() { <-c.bgSlots; c.bg.Done() }()
-			code, msg := wire.CodeOf(c.eng.DeleteRange(context.Background(), rng, sync))
+			code, msg := wire.CodeOf(c.eng.DeleteRange(c.ctx, rng, sync))
 			c.out.Queue(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
 			c.out.Flush()
 		}()
@@ -300,6 +311,15 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		}
 	case wire.TStatus:
 		c.respond(id, nil, wire.AppendStatus(nil, c.h.Status()))
+	case wire.TTxBegin:
+		c.beginTx(id, req)
+	case wire.TTxCommit:
+		c.applyGroup()
+		c.respond(id, c.commitTx(req), nil)
+	case wire.TTxDiscard:
+		c.discardTx(req.Lease)
+	case wire.TTxResolve:
+		c.resolveTx(id, req)
 	default:
 		return fmt.Errorf("%w: %v", errUnexpected, t)
 	}
@@ -318,12 +338,18 @@ func (c *conn) gather(id uint32, flags uint8, add func(*engine.Group)) {
 }
 
 // applyGroup writes the gathered writes as one batch and queues their
-// acknowledgements.
+// acknowledgements, or parks them while another participant holds the
+// transaction lease (lease.go).
 func (c *conn) applyGroup() {
 	if len(c.groupAcks) == 0 {
 		return
 	}
+	if c.parking() || !c.eng.TryEnter() {
+		c.park()
+		return
+	}
 	err := c.eng.Apply(&c.group, c.groupSync)
+	c.eng.Leave()
 	for _, id := range c.groupAcks {
 		c.respond(id, err, nil)
 	}

@@ -56,6 +56,7 @@ func (n *Node) tryLead(ctx context.Context) (bool, error) {
 		lk.Unlock()
 		return false, err
 	}
+	eng.TrimOldRecords()
 	var id [16]byte
 	crand.Read(id[:])
 	l := &leader{dir: n.dir, eng: eng, lock: lk}
@@ -95,11 +96,11 @@ func (l *leader) exec(ctx context.Context, c *call.Call) {
 		c.Finish(func(c *call.Call) { c.Found, c.Err = ok, err })
 		return
 	case call.Put:
-		err = l.eng.Put(c.Key, c.Value, c.Sync)
+		err = l.eng.Put(ctx, c.Key, c.Value, c.Sync)
 	case call.Delete:
-		err = l.eng.Delete(c.Key, c.Sync)
+		err = l.eng.Delete(ctx, c.Key, c.Sync)
 	case call.Write:
-		err = l.eng.Write(c.Batch, c.Sync)
+		err = l.eng.Write(ctx, c.Batch, c.Sync)
 	case call.DeleteRange:
 		err = l.eng.DeleteRange(ctx, c.Range, c.Sync)
 	case call.Snapshot:

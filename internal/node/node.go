@@ -18,6 +18,7 @@ package node
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,7 @@ import (
 	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/client"
+	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/sock"
 	"github.com/levelparty/party/internal/wire"
 	"github.com/syndtr/goleveldb/leveldb/opt"
@@ -51,6 +53,9 @@ type Node struct {
 	dir string
 	cfg Config
 	log *slog.Logger
+
+	holder engine.Holder // this handle's id in commit records, random
+	txSeq  atomic.Uint64 // the number of this handle's last commit
 
 	// via is where calls go now. It is nil while there is no leader, and
 	// while the calls queued meanwhile are handed to a new one: calls
@@ -107,6 +112,7 @@ func Open(dir string, cfg Config) (*Node, error) {
 		done:      make(chan struct{}),
 		closeDone: make(chan struct{}),
 	}
+	crand.Read(n.holder[:])
 	go n.run()
 	timer := time.NewTimer(cfg.OpenTimeout)
 	defer timer.Stop()
@@ -187,11 +193,11 @@ func (n *Node) Has(ctx context.Context, key []byte) (bool, error) {
 
 // Put sets key to value.
 func (n *Node) Put(ctx context.Context, key, value []byte) error {
-	if err := checkSize(key, value, nil); err != nil {
+	if err := checkWrite(key, value, nil); err != nil {
 		return err
 	}
 	if l := n.leading(); l != nil {
-		return l.eng.Put(key, value, n.cfg.Sync)
+		return l.eng.Put(ctx, key, value, n.cfg.Sync)
 	}
 	c := n.write(call.Put)
 	c.Key, c.Value = key, value
@@ -200,11 +206,11 @@ func (n *Node) Put(ctx context.Context, key, value []byte) error {
 
 // Delete removes key.
 func (n *Node) Delete(ctx context.Context, key []byte) error {
-	if err := checkSize(key, nil, nil); err != nil {
+	if err := checkWrite(key, nil, nil); err != nil {
 		return err
 	}
 	if l := n.leading(); l != nil {
-		return l.eng.Delete(key, n.cfg.Sync)
+		return l.eng.Delete(ctx, key, n.cfg.Sync)
 	}
 	c := n.write(call.Delete)
 	c.Key = key
@@ -213,11 +219,11 @@ func (n *Node) Delete(ctx context.Context, key []byte) error {
 
 // Write applies b atomically.
 func (n *Node) Write(ctx context.Context, b *backend.Batch) error {
-	if err := checkSize(nil, nil, b.Records()); err != nil {
+	if err := checkWrite(nil, nil, b.Records()); err != nil {
 		return err
 	}
 	if l := n.leading(); l != nil {
-		return l.eng.Write(b, n.cfg.Sync)
+		return l.eng.Write(ctx, b, n.cfg.Sync)
 	}
 	c := n.write(call.Write)
 	c.Batch = b
@@ -261,6 +267,22 @@ func (n *Node) write(k call.Kind) *call.Call {
 func checkSize(key, value, records []byte) error {
 	if n := wire.RequestSize(key, value, records); n > wire.MaxFrame {
 		return fmt.Errorf("%w: %d bytes, limit %d", backend.ErrTooLarge, n, wire.MaxFrame)
+	}
+	return nil
+}
+
+// checkWrite refuses a write that checkSize refuses, and one that names a
+// key under the prefix party keeps for its commit records.
+func checkWrite(key, value, records []byte) error {
+	if err := checkSize(key, value, records); err != nil {
+		return err
+	}
+	bad := backend.Hidden(key)
+	if records != nil && !bad {
+		backend.ForEachRecord(records, func(_ bool, k, _ []byte) { bad = bad || backend.Hidden(k) })
+	}
+	if bad {
+		return fmt.Errorf("%w: keys starting with %q are party's own", backend.ErrHiddenKey, backend.HiddenPrefix())
 	}
 	return nil
 }

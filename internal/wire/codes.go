@@ -19,6 +19,7 @@ const (
 	TooLarge             // the answer would exceed the frame limit; the body says why
 	BadRequest           // the request was understood but not acceptable; the body says why
 	EngineError          // the storage engine failed; the body is its message
+	TxAborted            // the transaction ended without applying anything; the body says why
 	codeEnd
 )
 
@@ -38,6 +39,8 @@ func CodeOf(err error) (Code, []byte) {
 		return SnapshotUnknown, nil
 	case errors.Is(err, backend.ErrTooLarge):
 		return TooLarge, []byte(err.Error())
+	case errors.Is(err, backend.ErrTxAborted):
+		return TxAborted, []byte(err.Error())
 	case errors.As(err, &le):
 		return EngineError, []byte(le.Msg)
 	default:
@@ -59,6 +62,8 @@ func (c Code) Err(msg []byte) error {
 		return backend.ErrSnapshotLost
 	case TooLarge:
 		return fmt.Errorf("%w: %s", backend.ErrTooLarge, msg)
+	case TxAborted:
+		return fmt.Errorf("%w (on the leader: %s)", backend.ErrTxAborted, msg)
 	default:
 		return &backend.LeaderError{Msg: string(msg)}
 	}

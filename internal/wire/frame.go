@@ -54,13 +54,17 @@ const (
 	TStatus               // empty; answered with a Status
 	TResponse             // code u8, body
 	TIterBatch            // gen u32, code u8, eof u8, message, entries
+	TTxBegin              // holder [16], timeout ms u32; answered with lease id u32 once held
+	TTxCommit             // lease u32, flags u8, seq u64, records; answered once applied or refused
+	TTxDiscard            // lease u32; not answered
+	TTxResolve            // holder [16], seq u64; answered with 1 if that commit was applied
 
 	typeEnd // first unknown type
 )
 
 var typeNames = [...]string{"invalid", "get", "has", "put", "delete", "batch", "delete-range",
 	"snapshot", "snapshot-release", "iter-open", "iter-seek", "iter-credit", "iter-close",
-	"status", "response", "iter-batch"}
+	"status", "response", "iter-batch", "tx-begin", "tx-commit", "tx-discard", "tx-resolve"}
 
 func (t Type) String() string {
 	if t < typeEnd {

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/levelparty/party/internal/backend"
 )
@@ -27,6 +28,10 @@ type Request struct {
 	Mode    backend.SeekMode
 	Credit  uint32
 	Iter    uint32 // TIterOpen: the iterator id the follower chose
+	Holder  [16]byte
+	Lease   uint32        // TTxCommit, TTxDiscard: the lease id the leader gave
+	Seq     uint64        // TTxCommit, TTxResolve: the holder's commit number
+	Timeout time.Duration // TTxBegin: how long the lease may stay open
 }
 
 // AppendRequest appends r as a whole frame to dst.
@@ -64,6 +69,19 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	case TIterCredit:
 		dst = binary.BigEndian.AppendUint32(dst, r.Gen)
 		dst = binary.BigEndian.AppendUint32(dst, r.Credit)
+	case TTxBegin:
+		dst = append(dst, r.Holder[:]...)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(min(r.Timeout/time.Millisecond, 1<<32-1)))
+	case TTxCommit:
+		dst = binary.BigEndian.AppendUint32(dst, r.Lease)
+		dst = append(dst, r.Flags)
+		dst = binary.BigEndian.AppendUint64(dst, r.Seq)
+		dst = append(dst, r.Records...)
+	case TTxDiscard:
+		dst = binary.BigEndian.AppendUint32(dst, r.Lease)
+	case TTxResolve:
+		dst = append(dst, r.Holder[:]...)
+		dst = binary.BigEndian.AppendUint64(dst, r.Seq)
 	}
 	FinishFrame(dst, start)
 	return dst
@@ -120,6 +138,24 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 	case TIterCredit:
 		r.Gen = d.u32()
 		r.Credit = d.u32()
+	case TTxBegin:
+		r.Holder = d.holder()
+		r.Timeout = time.Duration(d.u32()) * time.Millisecond
+	case TTxCommit:
+		r.Lease = d.u32()
+		r.Flags = d.u8()
+		r.Seq = d.u64()
+		r.Records = d.rest()
+		if d.err == nil {
+			if err := backend.ForEachRecord(r.Records, func(bool, []byte, []byte) {}); err != nil {
+				d.fail("%v", err)
+			}
+		}
+	case TTxDiscard:
+		r.Lease = d.u32()
+	case TTxResolve:
+		r.Holder = d.holder()
+		r.Seq = d.u64()
 	default:
 		return fmt.Errorf("%w: %v is not a request", ErrUnknownType, t)
 	}
@@ -269,6 +305,26 @@ func (d *decoder) u32() uint32 {
 	v := binary.BigEndian.Uint32(d.b)
 	d.b = d.b[4:]
 	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail("short body")
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) holder() (h [16]byte) {
+	if len(d.b) < len(h) {
+		d.fail("short body")
+		return h
+	}
+	copy(h[:], d.b)
+	d.b = d.b[len(h):]
+	return h
 }
 
 // bytes reads a length-prefixed byte string; the empty string decodes to a
