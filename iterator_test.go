@@ -19,6 +19,7 @@ import (
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
@@ -426,6 +427,12 @@ func itxDiff(ref iterator.Iterator, got *Iterator, refOK, gotOK bool) string {
 	return strings.Join(d, "; ")
 }
 
+// itxRefDB is what the reference iterators come from: a goleveldb
+// database or transaction.
+type itxRefDB interface {
+	NewIterator(*util.Range, *opt.ReadOptions) iterator.Iterator
+}
+
 // itxHistory keeps the last moves for failure messages.
 type itxHistory []string
 
@@ -442,7 +449,7 @@ func (h itxHistory) String() string { return "\n\t" + strings.Join(h, "\n\t") }
 // and on a goleveldb iterator over the same range of ref, calling before
 // ahead of every move (and before the first, after the iterators are
 // made), and fails at the first difference.
-func itxCompare(t *testing.T, r *rand.Rand, data []itxKV, ref *leveldb.DB, rng itxRange, steps int,
+func itxCompare(t *testing.T, r *rand.Rand, data []itxKV, ref itxRefDB, rng itxRange, steps int,
 	newIt func(*Range) *Iterator, before func(step int)) {
 	t.Helper()
 	refIt := ref.NewIterator(rng.ref, nil)

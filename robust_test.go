@@ -566,6 +566,8 @@ func TestRobustChild(t *testing.T) {
 		rbChildOpen(path)
 	case "lead":
 		rbChildLead(path)
+	case "txinc":
+		txChildIncrement(path)
 	default:
 		fmt.Printf("RB: unknown mode %q\n", mode)
 	}

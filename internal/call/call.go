@@ -61,6 +61,7 @@ type Call struct {
 	Timeout time.Duration // TxBegin: how long the lease may stay open
 	Lease   uint32        // TxCommit: the lease's id on its connection
 	TxSeq   uint64        // TxCommit, TxResolve: the holder's commit number
+	TxDone  []uint64      // TxCommit: the holder's commits whose records may go
 
 	// Bound calls name state that lives on one connection (a snapshot, an
 	// iterator): they are sent only there, and fail with ErrConnLost when

@@ -309,7 +309,7 @@ func request(cl *call.Call) wire.Request {
 	case call.TxBegin:
 		req.Type, req.Holder, req.Timeout = wire.TTxBegin, cl.Holder, cl.Timeout
 	case call.TxCommit:
-		req.Type, req.Lease, req.Seq, req.Records = wire.TTxCommit, cl.Lease, cl.TxSeq, cl.Batch.Records()
+		req.Type, req.Lease, req.Seq, req.Done, req.Records = wire.TTxCommit, cl.Lease, cl.TxSeq, cl.TxDone, cl.Batch.Records()
 	case call.TxResolve:
 		req.Type, req.Holder, req.Seq = wire.TTxResolve, cl.Holder, cl.TxSeq
 	}

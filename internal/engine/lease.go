@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -156,11 +155,13 @@ func (e *Engine) Lock(ctx context.Context, holder Holder, timeout time.Duration)
 	}
 	g.wanted--
 	l := &Lease{e: e, holder: holder}
+	l.mu.Lock() // until the timer is set
 	g.lease = l
 	g.mu.Unlock()
 	l.timer = time.AfterFunc(timeout, func() {
 		l.Release(fmt.Errorf("%w: open longer than its timeout of %v", backend.ErrTxAborted, timeout))
 	})
+	l.mu.Unlock()
 	return l, nil
 }
 
@@ -190,11 +191,9 @@ func (l *Lease) Release(why error) {
 	l.end()
 }
 
-// end gives the gate back.
+// end gives the gate back; l.state is leaseEnded.
 func (l *Lease) end() {
-	if l.timer != nil {
-		l.timer.Stop()
-	}
+	l.timer.Stop() // set before anyone could end the lease
 	g := &l.e.gate
 	g.mu.Lock()
 	if g.lease == l {
@@ -205,10 +204,11 @@ func (l *Lease) end() {
 }
 
 // Commit applies records (see backend.ForEachRecord) atomically, with
-// the holder's commit record for seq, and ends the lease. It fails with
-// the reason the lease ended if it has. Its outcome is definite: nil means
-// applied, an error not applied.
-func (l *Lease) Commit(records []byte, seq uint64, sync bool) error {
+// the holder's commit record for seq, and ends the lease. The same batch
+// deletes the holder's records of the commits in done, whose outcome the
+// holder knows. It fails with the reason the lease ended if it has. Its
+// outcome is definite: nil means applied, an error not applied.
+func (l *Lease) Commit(records []byte, seq uint64, done []uint64, sync bool) error {
 	l.mu.Lock()
 	if l.state != leaseOpen {
 		why := l.why
@@ -229,7 +229,10 @@ func (l *Lease) Commit(records []byte, seq uint64, sync bool) error {
 			b.Delete(k)
 		}
 	})
-	b.Put(recordKey(l.holder), recordValue(seq, time.Now()))
+	for _, d := range done {
+		b.Delete(recordKey(l.holder, d))
+	}
+	b.Put(recordKey(l.holder, seq), recordValue(time.Now()))
 	err := wrap(l.e.db.Write(&b, writeOptions(sync)))
 
 	l.mu.Lock()
@@ -246,9 +249,12 @@ func (l *Lease) Commit(records []byte, seq uint64, sync bool) error {
 	return err
 }
 
-// Commit records: one key per holder that has committed a transaction,
-// under backend.HiddenPrefix, which party's reads never show, holding the
-// sequence number of the holder's last commit and when it was made.
+// Commit records: a key per commit whose outcome its holder may not know,
+// under backend.HiddenPrefix, which party's reads never show: the holder's
+// id and the commit's number, holding when it was made. A holder's later
+// commit deletes the records of the commits it has learnt the outcome of,
+// so a live holder keeps about one record; a crashed one leaves its last
+// records until they are trimmed.
 var recordPrefix = backend.HiddenPrefix()
 
 // recordAge is how long a holder's commit record is kept after its last
@@ -262,11 +268,13 @@ const trimEvery = 256
 // Hidden reports whether key lies under backend.HiddenPrefix.
 func Hidden(key []byte) bool { return backend.Hidden(key) }
 
-func recordKey(h Holder) []byte { return append(bytes.Clone(recordPrefix), h[:]...) }
+func recordKey(h Holder, seq uint64) []byte {
+	k := append(bytes.Clone(recordPrefix), h[:]...)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
 
-func recordValue(seq uint64, at time.Time) []byte {
-	v := binary.BigEndian.AppendUint64(nil, seq)
-	return binary.BigEndian.AppendUint64(v, uint64(at.UnixNano()))
+func recordValue(at time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
 }
 
 // Resolve reports whether the commit numbered seq of holder was applied.
@@ -292,17 +300,8 @@ func (e *Engine) Resolve(ctx context.Context, holder Holder, seq uint64) (bool, 
 			return false, ctx.Err()
 		}
 	}
-	v, err := e.db.Get(recordKey(holder), nil)
-	if errors.Is(err, leveldb.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, wrap(err)
-	}
-	if len(v) < 8 {
-		return false, &backend.LeaderError{Msg: fmt.Sprintf("party: commit record of %d bytes", len(v))}
-	}
-	return binary.BigEndian.Uint64(v) >= seq, nil
+	ok, err := e.db.Has(recordKey(holder, seq), nil)
+	return ok, wrap(err)
 }
 
 // trimRecordsSometimes trims old records every trimEvery commits.
@@ -323,7 +322,7 @@ func (e *Engine) TrimRecords(t time.Time) {
 	defer it.Release()
 	var b leveldb.Batch
 	for it.Next() {
-		if v := it.Value(); len(v) == 16 && int64(binary.BigEndian.Uint64(v[8:])) < t.UnixNano() {
+		if v := it.Value(); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < t.UnixNano() {
 			b.Delete(it.Key())
 		}
 	}

@@ -191,7 +191,7 @@ func (c *conn) commitTx(req *wire.Request) error {
 	if l == nil {
 		return errNoLease
 	}
-	return l.Commit(req.Records, req.Seq, req.Flags&wire.FlagSync != 0)
+	return l.Commit(req.Records, req.Seq, req.Done, req.Flags&wire.FlagSync != 0)
 }
 
 // discardTx ends a lease without applying anything, or drops the request

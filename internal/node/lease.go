@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/client"
 	"github.com/levelparty/party/internal/engine"
+	"github.com/levelparty/party/internal/wire"
 )
 
 // Transactions. The lease lives on the leader's engine; this handle holds
@@ -74,7 +76,10 @@ func (x *localLease) Commit(ctx context.Context, b *backend.Batch) error {
 		x.Release()
 		return err
 	}
-	return x.l.Commit(b.Records(), x.n.txSeq.Add(1), x.n.cfg.Sync)
+	seq, done := x.n.txSeq.Add(1), x.n.takeKnown()
+	err := x.l.Commit(b.Records(), seq, done, x.n.cfg.Sync)
+	x.n.known(done, seq, err == nil)
+	return err
 }
 
 func (x *localLease) Release() { x.l.Release(fmt.Errorf("%w: discarded", backend.ErrTxAborted)) }
@@ -136,19 +141,44 @@ func (x *remoteLease) Commit(ctx context.Context, b *backend.Batch) error {
 		x.conn.DiscardTx(x.id)
 		return err
 	}
-	seq := x.n.txSeq.Add(1)
+	seq, done := x.n.txSeq.Add(1), x.n.takeKnown()
 	cl := call.New(call.TxCommit)
-	cl.Lease, cl.TxSeq, cl.Batch, cl.Sync, cl.Bound = x.id, seq, b, x.n.cfg.Sync, true
+	cl.Lease, cl.TxSeq, cl.TxDone, cl.Batch, cl.Sync, cl.Bound = x.id, seq, done, b, x.n.cfg.Sync, true
 	err := x.conn.Do(ctx, cl)
 	switch {
-	case err == nil:
-		return nil
 	case errors.Is(err, client.ErrConnLost):
-		return x.n.resolve(ctx, seq)
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return fmt.Errorf("%w: %w", backend.ErrCommitUnknown, err)
+		err = x.n.resolve(ctx, seq)
+	case err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		err = fmt.Errorf("%w: %w", backend.ErrCommitUnknown, err)
 	}
-	return err // the leader's answer: not applied
+	x.n.known(done, seq, err == nil)
+	return err
+}
+
+// takeKnown returns the commits whose outcome this handle knows, for a
+// commit to delete their records; known gives them back if that commit did
+// not apply.
+func (n *Node) takeKnown() []uint64 {
+	n.txMu.Lock()
+	defer n.txMu.Unlock()
+	k := min(len(n.txKnown), wire.MaxTxDone)
+	done := slices.Clone(n.txKnown[:k])
+	n.txKnown = n.txKnown[k:]
+	return done
+}
+
+// known records the outcome of commit seq, which carried the deletes of
+// the records of done: if it applied, seq's record is there to delete
+// later; if not, done's records are still there (an unknown outcome counts
+// as not applied: deleting an absent record is harmless).
+func (n *Node) known(done []uint64, seq uint64, applied bool) {
+	n.txMu.Lock()
+	defer n.txMu.Unlock()
+	if applied {
+		n.txKnown = append(n.txKnown, seq)
+	} else {
+		n.txKnown = append(n.txKnown, done...)
+	}
 }
 
 // resolve asks the next leader whether this handle's commit seq was

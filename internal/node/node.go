@@ -57,6 +57,9 @@ type Node struct {
 	holder engine.Holder // this handle's id in commit records, random
 	txSeq  atomic.Uint64 // the number of this handle's last commit
 
+	txMu    sync.Mutex
+	txKnown []uint64 // commits that applied, whose records a later commit deletes
+
 	// via is where calls go now. It is nil while there is no leader, and
 	// while the calls queued meanwhile are handed to a new one: calls
 	// queue then. Only the election goroutine changes it.

@@ -55,7 +55,7 @@ const (
 	TResponse             // code u8, body
 	TIterBatch            // gen u32, code u8, eof u8, message, entries
 	TTxBegin              // holder [16], timeout ms u32; answered with lease id u32 once held
-	TTxCommit             // lease u32, flags u8, seq u64, records; answered once applied or refused
+	TTxCommit             // lease u32, flags u8, seq u64, done count u16, done u64..., records; answered
 	TTxDiscard            // lease u32; not answered
 	TTxResolve            // holder [16], seq u64; answered with 1 if that commit was applied
 

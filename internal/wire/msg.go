@@ -31,6 +31,7 @@ type Request struct {
 	Holder  [16]byte
 	Lease   uint32        // TTxCommit, TTxDiscard: the lease id the leader gave
 	Seq     uint64        // TTxCommit, TTxResolve: the holder's commit number
+	Done    []uint64      // TTxCommit: numbers of the holder's commits whose records may go
 	Timeout time.Duration // TTxBegin: how long the lease may stay open
 }
 
@@ -76,6 +77,10 @@ func AppendRequest(dst []byte, r *Request) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, r.Lease)
 		dst = append(dst, r.Flags)
 		dst = binary.BigEndian.AppendUint64(dst, r.Seq)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(r.Done)))
+		for _, d := range r.Done {
+			dst = binary.BigEndian.AppendUint64(dst, d)
+		}
 		dst = append(dst, r.Records...)
 	case TTxDiscard:
 		dst = binary.BigEndian.AppendUint32(dst, r.Lease)
@@ -86,6 +91,9 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	FinishFrame(dst, start)
 	return dst
 }
+
+// MaxTxDone bounds the finished commits one tx-commit names.
+const MaxTxDone = 256
 
 // RequestSize returns an upper bound of the frame size of a put, delete or
 // batch request, so that callers can refuse what the leader would reject.
@@ -145,6 +153,13 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 		r.Lease = d.u32()
 		r.Flags = d.u8()
 		r.Seq = d.u64()
+		n := d.u16()
+		if n > MaxTxDone {
+			d.fail("%d finished commits, limit %d", n, MaxTxDone)
+		}
+		for range n {
+			r.Done = append(r.Done, d.u64())
+		}
 		r.Records = d.rest()
 		if d.err == nil {
 			if err := backend.ForEachRecord(r.Records, func(bool, []byte, []byte) {}); err != nil {
@@ -304,6 +319,16 @@ func (d *decoder) u32() uint32 {
 	}
 	v := binary.BigEndian.Uint32(d.b)
 	d.b = d.b[4:]
+	return v
+}
+
+func (d *decoder) u16() uint16 {
+	if len(d.b) < 2 {
+		d.fail("short body")
+		return 0
+	}
+	v := binary.BigEndian.Uint16(d.b)
+	d.b = d.b[2:]
 	return v
 }
 

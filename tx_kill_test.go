@@ -1,0 +1,172 @@
+package party
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// txEnvKills sets the number of leader kills of TestTxCounterKillLeader
+// for a long run; txEnvIncrements the Updates of each process.
+const (
+	txEnvKills      = "PARTY_TX_KILLS"
+	txEnvIncrements = "PARTY_TX_INCREMENTS"
+)
+
+// txCounterKey is the counter the processes increment.
+var txCounterKey = []byte("counter")
+
+// txIncrement adds one to the counter in tx.
+func txIncrement(ctx context.Context, tx *Transaction) error {
+	v, err := tx.Get(ctx, txCounterKey)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	n := 0
+	if err == nil {
+		if n, err = strconv.Atoi(string(v)); err != nil {
+			return err
+		}
+	}
+	return tx.Put(ctx, txCounterKey, []byte(strconv.Itoa(n+1)))
+}
+
+// txChildIncrement is a child process of TestTxCounterKillLeader: a
+// handle that never leads runs the number of Updates given on stdin, then
+// reports how many returned nil and the errors of the others.
+func txChildIncrement(dir string) {
+	db, err := openFollowerOnly(dir, &Options{OpenTimeout: rbWait})
+	if err != nil {
+		fmt.Printf("RB: open error %v\n", err)
+		return
+	}
+	defer db.Close()
+	var n int
+	fmt.Fscan(os.Stdin, &n)
+	ok, failed := 0, 0
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := db.Update(ctx, func(tx *Transaction) error { return txIncrement(ctx, tx) })
+		cancel()
+		if err != nil {
+			failed++
+			fmt.Fprintf(os.Stderr, "update: %v\n", err)
+			continue
+		}
+		ok++
+	}
+	fmt.Printf("RB: done ok=%d failed=%d\n", ok, failed)
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// TestTxCounterKillLeader is the counter of the transactions issue: 4
+// processes, none of which ever leads, each run hundreds of Update
+// increments of one key, while the leader (a process of its own, replaced
+// by a standby that takes over) is killed with SIGKILL several times. The
+// final value equals the number of Updates that returned nil, exactly.
+// PARTY_TX_KILLS and PARTY_TX_INCREMENTS make a longer run.
+func TestTxCounterKillLeader(t *testing.T) {
+	kills, increments := 3, 300
+	for env, v := range map[string]*int{txEnvKills: &kills, txEnvIncrements: &increments} {
+		if s := os.Getenv(env); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				t.Fatalf("%s=%q: want a positive number", env, s)
+			}
+			*v = n
+		}
+	}
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	standbys := map[int]*rbChild{}
+	standby := func() {
+		c := rbStartChild(t, exe, "lead", dir, nil)
+		if l := c.Line(t); !strings.HasPrefix(l, "leader=") {
+			t.Fatalf("standby: %s", l)
+		}
+		standbys[c.cmd.Process.Pid] = c
+	}
+	standby() // the first leader
+	standby()
+	standby()
+	var incs []*rbChild
+	for range 4 {
+		c := rbStartChild(t, exe, "txinc", dir, nil)
+		incs = append(incs, c)
+	}
+	watch, err := openFollowerOnly(dir, &Options{OpenTimeout: rbWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	ctx := rbCtx(t)
+	for _, c := range incs {
+		fmt.Fprintln(c.stdin, increments)
+	}
+
+	progress := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), rbWait)
+		defer cancel()
+		v, err := watch.Get(ctx, txCounterKey)
+		if errors.Is(err, ErrNotFound) {
+			return 0
+		}
+		if err != nil {
+			t.Fatalf("reading the counter: %v", err)
+		}
+		n, _ := strconv.Atoi(string(v))
+		return n
+	}
+	for k := range kills {
+		// Let the counter move between two kills.
+		start := progress()
+		deadline := time.Now().Add(rbWait)
+		for progress() < start+20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("kill %d: the counter stays at %d", k, progress())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		st, err := watch.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := standbys[st.PID]
+		if !ok {
+			t.Fatalf("the leader, pid %d, is not a standby", st.PID)
+		}
+		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-c.done
+		delete(standbys, st.PID)
+		standby()
+	}
+
+	total := 0
+	for i, c := range incs {
+		line := c.Line(t)
+		var ok, failed int
+		if _, err := fmt.Sscanf(line, "done ok=%d failed=%d", &ok, &failed); err != nil {
+			t.Fatalf("incrementer %d: %q", i, line)
+		}
+		if failed > 0 {
+			t.Errorf("incrementer %d: %d Updates failed (see its stderr)", i, failed)
+		}
+		total += ok
+	}
+	if got := progress(); got != total {
+		t.Fatalf("counter = %d, but %d Updates returned nil", got, total)
+	}
+	t.Logf("%d increments from 4 processes across %d kills of the leader", total, kills)
+}
