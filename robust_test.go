@@ -568,6 +568,8 @@ func TestRobustChild(t *testing.T) {
 		rbChildLead(path)
 	case "txinc":
 		txChildIncrement(path)
+	case "txhold":
+		txChildHold(path)
 	default:
 		fmt.Printf("RB: unknown mode %q\n", mode)
 	}

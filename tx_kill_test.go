@@ -170,3 +170,74 @@ func TestTxCounterKillLeader(t *testing.T) {
 	}
 	t.Logf("%d increments from 4 processes across %d kills of the leader", total, kills)
 }
+
+// txChildHold is a child process of TestTxHolderProcess: a follower that
+// opens a transaction with the TxTimeout read from stdin, writes in it,
+// says so, and never commits.
+func txChildHold(dir string) {
+	var ns int64
+	fmt.Fscan(os.Stdin, &ns)
+	db, err := openFollowerOnly(dir, &Options{OpenTimeout: rbWait, TxTimeout: time.Duration(ns)})
+	if err != nil {
+		fmt.Printf("RB: open error %v\n", err)
+		return
+	}
+	defer db.Close()
+	ctx := context.Background()
+	tx, err := db.OpenTransaction(ctx)
+	if err == nil {
+		err = tx.Put(ctx, []byte("held"), []byte("never committed"))
+	}
+	if err != nil {
+		fmt.Printf("RB: error %v\n", err)
+		return
+	}
+	fmt.Println("RB: holding")
+	io.Copy(io.Discard, os.Stdin)
+}
+
+// TestTxHolderProcess checks the two ways a holder process fails: killed
+// with SIGKILL before Commit, its transaction is aborted at once (the
+// writer it blocked goes on, though the holder's TxTimeout is an hour);
+// stopped with SIGSTOP, its transaction is aborted after its TxTimeout
+// (300 ms). Neither leaves anything behind.
+func TestTxHolderProcess(t *testing.T) {
+	dir := t.TempDir()
+	l := txOpen(t, dir, nil, false)
+	ctx := rbCtx(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"SIGKILL", "SIGSTOP"} {
+		c := rbStartChild(t, exe, "txhold", dir, nil)
+		fmt.Fprintln(c.stdin, int64(map[string]time.Duration{"SIGKILL": time.Hour, "SIGSTOP": 300 * time.Millisecond}[how]))
+		if line := c.Line(t); line != "holding" {
+			t.Fatalf("holder: %s", line)
+		}
+		put := txAsync(func() error { return l.Put(ctx, []byte("w"), []byte(how)) })
+		txBlocked(t, "the leader's Put", put, 50*time.Millisecond)
+		var start time.Time
+		switch how {
+		case "SIGKILL":
+			start = time.Now()
+			c.cmd.Process.Signal(syscall.SIGKILL)
+		case "SIGSTOP":
+			c.cmd.Process.Signal(syscall.SIGSTOP)
+			t.Cleanup(func() { c.cmd.Process.Signal(syscall.SIGCONT) })
+			rbWaitStopped(t, c.cmd.Process.Pid)
+			start = time.Now()
+		}
+		if err := txDone(t, "the leader's Put", put); err != nil {
+			t.Fatal(err)
+		}
+		waited := time.Since(start)
+		t.Logf("%s: the writer went on %v after the holder was stopped or killed", how, waited)
+		if _, err := l.Get(ctx, []byte("held")); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: the aborted transaction's write: %v, want ErrNotFound", how, err)
+		}
+		if how == "SIGKILL" {
+			<-c.done
+		}
+	}
+}

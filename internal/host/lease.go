@@ -31,10 +31,10 @@ type txState struct {
 	dropped  bool          // the follower gave up on that request
 	stopWait func()        // ends the wait for that request's lease
 	ended    bool          // the connection ended: a lease granted now is released
-	parked   []*parked   // writes waiting for the lease to end, in order
-	applying bool        // a goroutine applies the parked writes
-	begins   []beginReq  // lease requests waiting, in order
-	granting bool        // a goroutine waits for the lease for them
+	parked   []*parked     // writes waiting for the lease to end, in order
+	applying bool          // a goroutine applies the parked writes
+	begins   []beginReq    // lease requests waiting, in order
+	granting bool          // a goroutine waits for the lease for them
 }
 
 // parked is a group of writes waiting for the lease to end.

@@ -84,7 +84,9 @@ func (o *Overlay) view(r backend.Range) []entry {
 // seekView returns the index in es where mode and key position a cursor:
 // -1 or len(es) when there is no entry there.
 func seekView(es []entry, mode backend.SeekMode, key []byte) int {
-	ge := func() int { return sort.Search(len(es), func(i int) bool { return bytes.Compare(es[i].key, key) >= 0 }) }
+	ge := func() int {
+		return sort.Search(len(es), func(i int) bool { return bytes.Compare(es[i].key, key) >= 0 })
+	}
 	switch mode {
 	case backend.SeekFirst:
 		return 0

@@ -72,7 +72,8 @@ func AppendRequest(dst []byte, r *Request) []byte {
 		dst = binary.BigEndian.AppendUint32(dst, r.Credit)
 	case TTxBegin:
 		dst = append(dst, r.Holder[:]...)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(min(r.Timeout/time.Millisecond, 1<<32-1)))
+		ms := (r.Timeout + time.Millisecond - 1) / time.Millisecond // rounded up: never 0
+		dst = binary.BigEndian.AppendUint32(dst, uint32(min(ms, 1<<32-1)))
 	case TTxCommit:
 		dst = binary.BigEndian.AppendUint32(dst, r.Lease)
 		dst = append(dst, r.Flags)
