@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,12 +82,18 @@ func sampleRequests() []Request {
 		{Type: TIterCredit, ID: 18, Gen: 4, Credit: 2},
 		{Type: TIterClose, ID: 18},
 		{Type: TStatus, ID: 19},
+		{Type: TTxBegin, ID: 20, Holder: [16]byte{1, 2, 0xff}, Timeout: 5 * time.Second},
+		{Type: TTxCommit, ID: 21, Lease: 20, Flags: FlagSync, Seq: 7, Records: records},
+		{Type: TTxCommit, ID: 22, Lease: 0xffffffff, Seq: 1 << 63, Done: []uint64{1, 2, 1 << 40}, Records: []byte{}},
+		{Type: TTxDiscard, ID: 23, Lease: 20},
+		{Type: TTxResolve, ID: 24, Holder: [16]byte{0xff}, Seq: 7},
 	}
 }
 
 // requestTypes are the types a follower sends.
 var requestTypes = []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot,
-	TSnapshotRelease, TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus}
+	TSnapshotRelease, TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus,
+	TTxBegin, TTxCommit, TTxDiscard, TTxResolve}
 
 // sameBytes compares byte strings, nil and empty being equal.
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
@@ -136,6 +143,13 @@ func requestDiff(want, got *Request) string {
 	if want.Iter != got.Iter {
 		d = append(d, fmt.Sprintf("iter %d != %d", got.Iter, want.Iter))
 	}
+	if want.Holder != got.Holder || want.Lease != got.Lease || want.Seq != got.Seq || want.Timeout != got.Timeout {
+		d = append(d, fmt.Sprintf("tx fields %x %d %d %v != %x %d %d %v", got.Holder, got.Lease, got.Seq, got.Timeout,
+			want.Holder, want.Lease, want.Seq, want.Timeout))
+	}
+	if !slices.Equal(want.Done, got.Done) {
+		d = append(d, fmt.Sprintf("done %v != %v", got.Done, want.Done))
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -149,7 +163,8 @@ func TestProtocolNumbers(t *testing.T) {
 		t.Errorf("magic %q", Magic)
 	}
 	types := []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot, TSnapshotRelease,
-		TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus, TResponse, TIterBatch}
+		TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus, TResponse, TIterBatch,
+		TTxBegin, TTxCommit, TTxDiscard, TTxResolve}
 	for i, typ := range types {
 		if int(typ) != i+1 {
 			t.Errorf("%v is %d, spec says %d", typ, typ, i+1)
@@ -166,7 +181,7 @@ func TestProtocolNumbers(t *testing.T) {
 			t.Errorf("type %d has no name", typ)
 		}
 	}
-	codes := []Code{OK, NotFound, Closing, SnapshotUnknown, TooLarge, BadRequest, EngineError}
+	codes := []Code{OK, NotFound, Closing, SnapshotUnknown, TooLarge, BadRequest, EngineError, TxAborted}
 	for i, c := range codes {
 		if int(c) != i {
 			t.Errorf("code %d, spec says %d", c, i)
@@ -275,6 +290,10 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"trailing byte on iter-close", TIterClose, []byte{1, 2, 3}},
 		{"short snapshot-release", TSnapshotRelease, []byte{0, 0, 1}},
 		{"empty put", TPut, nil},
+		{"tx-commit naming too many commits", TTxCommit, append(make([]byte, 13), 0xff, 0xff)},
+		{"tx-commit with a bad record", TTxCommit, append(make([]byte, 15), 2, 1, 'k')},
+		{"short tx-begin holder", TTxBegin, make([]byte, 10)},
+		{"tx-resolve without seq", TTxResolve, make([]byte, 16)},
 	}
 	for _, c := range cases {
 		err := DecodeRequest(c.typ, 1, c.body, &r)
@@ -298,6 +317,13 @@ func TestRequestTruncations(t *testing.T) {
 			valid[1] = true // flags and no records
 			for _, e := range ends {
 				valid[1+e] = true
+			}
+		}
+		if req.Type == TTxCommit && len(req.Records) > 0 {
+			head := 4 + 1 + 8 + 2 + 8*len(req.Done) // lease, flags, seq, done
+			valid[head] = true
+			for _, e := range ends {
+				valid[head+e] = true
 			}
 		}
 		for i := 0; i < len(body); i++ {
