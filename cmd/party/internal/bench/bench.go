@@ -25,6 +25,8 @@
 //	follower_iter_slow_mem  RSS growth of the leader and the follower while a slow reader
 //	                        iterates a large range (sleeping between batches of entries),
 //	                        and of a goleveldb reader doing the same, for comparison
+//	tx_update_c4            Update increments of one counter from 4 follower processes,
+//	                        one at a time each; direct: Get and Put under a mutex
 //	socket_roundtrip_seq    the bound of the sequential figures: a bare round trip of
 //	                        116 bytes each way over a unix socket between two processes
 //
@@ -149,12 +151,13 @@ const (
 )
 
 // Names lists the figures in the order Run returns them: then the
-// scaling figures, followers_get_KxN and followers_put_KxN.
+// scaling figures, followers_get_KxN and followers_put_KxN, the
+// transactions figure and the value-size figures.
 var Names = append([]string{
 	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
 	FollowerScan10Seq, FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
-}, append(scaleNames(), sizeNames()...)...)
+}, append(append(scaleNames(), TxUpdateC4), sizeNames()...)...)
 
 const (
 	keyLen   = 16

@@ -174,11 +174,15 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 	if err != nil {
 		return nil, err
 	}
+	tx, err := r.txFigure(partyDir, db, direct)
+	if err != nil {
+		return nil, err
+	}
 	sized, err := r.sizeFigures(db, direct)
 	if err != nil {
 		return nil, err
 	}
-	return append(append(figs, scale...), sized...), nil
+	return append(append(append(figs, scale...), tx), sized...), nil
 }
 
 // warm reads the first n fill entries on both sides, which brings their

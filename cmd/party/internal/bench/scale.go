@@ -45,7 +45,8 @@ func scaleNames() []string {
 // loadFollowerChild opens dir, which must make it a follower, says "ready
 // PID", and runs loads on command until stdin closes: "run get|put N BASE
 // KEYS" runs N operations with scaleInFlight goroutines (gets read random
-// keys among the first KEYS fill entries; BASE keeps keys apart) and
+// keys among the first KEYS fill entries; BASE keeps keys apart), "run tx
+// N 0 0" N Update increments of the counter, one at a time, and
 // answers "done ELAPSED_NS Q0 ... Q100", the latencies at each
 // percentile, in nanoseconds.
 func loadFollowerChild(dir string, out *child.Lines) (err error) {
@@ -76,7 +77,10 @@ func loadFollowerChild(dir string, out *child.Lines) (err error) {
 			return fmt.Errorf("command %q: %w", sc.Text(), err)
 		}
 		var o op
+		inFlight := scaleInFlight
 		switch f[1] {
+		case "tx":
+			o, inFlight = txOp(ctx, db), 1
 		case "get":
 			o = getOp(func(k []byte) ([]byte, error) { return db.Get(ctx, k) }, keys, base)
 		case "put":
@@ -84,7 +88,7 @@ func loadFollowerChild(dir string, out *child.Lines) (err error) {
 		default:
 			return fmt.Errorf("unknown load %q", f[1])
 		}
-		s, err := concurrent(ctx, n, scaleInFlight, o)
+		s, err := concurrent(ctx, n, inFlight, o)
 		if err != nil {
 			return err
 		}
