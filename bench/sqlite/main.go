@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,12 +62,27 @@ type Figure struct {
 }
 
 // envHold, set to a database path, makes the program the process that
-// holds the database open.
-const envHold = "PARTY_SQLITE_HOLD"
+// holds the database open; envInc, set to a database path, one of the
+// processes of sqlite_tx_update_c4, which runs the number of increments
+// given on stdin and prints their latencies, in nanoseconds, as JSON.
+const (
+	envHold = "PARTY_SQLITE_HOLD"
+	envInc  = "PARTY_SQLITE_INC"
+)
+
+// txProcs is the number of processes of sqlite_tx_update_c4.
+const txProcs = 4
 
 func main() {
 	if path := os.Getenv(envHold); path != "" {
 		hold(path)
+		return
+	}
+	if path := os.Getenv(envInc); path != "" {
+		if err := incrementer(path); err != nil {
+			fmt.Fprintln(os.Stderr, "incrementer:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	q := flag.Bool("quick", false, "party bench --quick sizes")
@@ -215,6 +231,9 @@ func run(sz sizes) ([]Figure, error) {
 			return timed(sz.c64Ops, concurrency, putOp(uint64(4)<<48|uint64(rep)<<32))
 		}},
 		{"sqlite_iter", func(int) ([]time.Duration, time.Duration, error) { return iterate(db, sz.iterN) }},
+		{"sqlite_tx_update_c4", func(int) ([]time.Duration, time.Duration, error) {
+			return increments(path, max(50, sz.seqOps/20))
+		}},
 	}
 	var figs []Figure
 	for _, s := range specs {
@@ -350,4 +369,116 @@ func median(v []float64) float64 {
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return s[len(s)/2]
+}
+
+// counterKey is the row every increment reads and writes.
+var counterKey = []byte("bench-tx-counter")
+
+// incrementer runs the increments of one process of sqlite_tx_update_c4:
+// BEGIN IMMEDIATE, read the counter, write it back plus one, COMMIT.
+func incrementer(path string) error {
+	var n int
+	if _, err := fmt.Fscan(os.Stdin, &n); err != nil {
+		return err
+	}
+	db, err := sql.Open("sqlite3", dsn(path))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	lat := make([]int64, n)
+	for i := range n {
+		t0 := time.Now()
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return err
+		}
+		var v int
+		err := conn.QueryRowContext(ctx, "SELECT CAST(v AS INTEGER) FROM kv WHERE k = ?", counterKey).Scan(&v)
+		if err != nil && err != sql.ErrNoRows {
+			conn.ExecContext(ctx, "ROLLBACK")
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", counterKey, v+1); err != nil {
+			conn.ExecContext(ctx, "ROLLBACK")
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+			return err
+		}
+		lat[i] = int64(time.Since(t0))
+	}
+	return json.NewEncoder(os.Stdout).Encode(lat)
+}
+
+// increments runs txProcs incrementer processes of n increments each at
+// once, checks that the counter counted them all, and returns their
+// latencies and the time they took together.
+func increments(path string, n int) ([]time.Duration, time.Duration, error) {
+	db, err := sql.Open("sqlite3", dsn(path))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer db.Close()
+	count := func() (int, error) {
+		var v int
+		err := db.QueryRow("SELECT CAST(v AS INTEGER) FROM kv WHERE k = ?", counterKey).Scan(&v)
+		if err == sql.ErrNoRows {
+			return 0, nil
+		}
+		return v, err
+	}
+	before, err := count()
+	if err != nil {
+		return nil, 0, err
+	}
+	type result struct {
+		lat []int64
+		err error
+	}
+	results := make(chan result, txProcs)
+	start := time.Now()
+	for range txProcs {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), envInc+"="+path)
+		cmd.Stdin = strings.NewReader(fmt.Sprintln(n))
+		cmd.Stderr = os.Stderr
+		go func() {
+			out, err := cmd.Output()
+			var r result
+			if err == nil {
+				err = json.Unmarshal(out, &r.lat)
+			}
+			r.err = err
+			results <- r
+		}()
+	}
+	var lat []time.Duration
+	var firstErr error
+	for range txProcs {
+		r := <-results
+		if r.err != nil && firstErr == nil {
+			firstErr = r.err
+		}
+		for _, ns := range r.lat {
+			lat = append(lat, time.Duration(ns))
+		}
+	}
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return nil, 0, firstErr
+	}
+	after, err := count()
+	if err != nil {
+		return nil, 0, err
+	}
+	if after-before != n*txProcs {
+		return nil, 0, fmt.Errorf("the counter moved by %d for %d increments", after-before, n*txProcs)
+	}
+	return lat, elapsed, nil
 }
