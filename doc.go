@@ -54,7 +54,8 @@
 // By default, operations in flight when the leader is lost are sent again to
 // the next leader, in the order they were issued, which makes writes
 // at-least-once: a write the dead leader applied but did not acknowledge is
-// applied again. With Options.NoRetry they fail with ErrLeaderLost instead.
+// applied again, possibly over a write another process made in between.
+// Transactions are exactly once. With Options.NoRetry they fail with ErrLeaderLost instead.
 // Iterators resume strictly after (or before, moving backward) the last key
 // they returned, on the new leader's data. A Snapshot lives on the leader
 // that took it; once that leader is lost, its operations fail with
@@ -63,6 +64,16 @@
 // A write acknowledged by the leader is in its journal: it survives the
 // leader process dying, even by kill -9. With Options.Sync it is also
 // fsynced, and survives the machine.
+//
+// # Transactions
+//
+// OpenTransaction and Update give atomic read-modify-write across
+// processes, with goleveldb's semantics: one transaction at a time among
+// all participants, every other write waiting while it is open. Commit is
+// exactly once: its nil means applied once, its ErrTxAborted means not
+// applied, even when the leader is lost after the commit was sent (the
+// next leader is asked, through a record written with the commit, under a
+// key prefix party's reads never show). See Transaction.
 //
 // # Contexts
 //

@@ -2,9 +2,12 @@ package party_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
+	"strconv"
+	"sync"
 
 	"github.com/levelparty/party"
 )
@@ -90,4 +93,52 @@ func ExampleDB_NewIterator() {
 	// fruit:banana=yellow
 	// fruit:cherry=dark red
 	// fruit:cherry fruit:banana fruit:apple
+}
+
+// A counter incremented by several handles at once: Update makes each
+// read-modify-write atomic across every process that shares the directory,
+// and counts each successful call exactly once.
+func ExampleDB_Update() {
+	dir, err := os.MkdirTemp("", "party-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	var handles []*party.DB
+	for range 3 {
+		db, err := party.Open(dir, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer db.Close()
+		handles = append(handles, db)
+	}
+	increment := func(tx *party.Transaction) error {
+		n := 0
+		if v, err := tx.Get(ctx, []byte("visits")); err == nil {
+			n, _ = strconv.Atoi(string(v))
+		} else if !errors.Is(err, party.ErrNotFound) {
+			return err
+		}
+		return tx.Put(ctx, []byte("visits"), []byte(strconv.Itoa(n+1)))
+	}
+	var wg sync.WaitGroup
+	for _, db := range handles {
+		wg.Go(func() {
+			for range 100 {
+				if err := db.Update(ctx, increment); err != nil {
+					log.Fatal(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	v, err := handles[0].Get(ctx, []byte("visits"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("visits: %s\n", v)
+	// Output: visits: 300
 }
