@@ -149,6 +149,15 @@ func TestPromiseStoppedLeader(t *testing.T) {
 		t.Fatalf("iterator: %v", it.Error())
 	}
 	closer := rbOpenFollower(t, dir)
+	// A transaction held by another follower when the leader stops.
+	txf := rbOpenFollower(t, dir)
+	tx, err := txf.OpenTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put(ctx, []byte("tx"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
 
 	big := bytes.Repeat([]byte{'b'}, 8<<20)
 	stopped := func(what string) {
@@ -208,6 +217,31 @@ func TestPromiseStoppedLeader(t *testing.T) {
 			return it.Error()
 		}},
 		{"status", func(ctx context.Context) error { _, err := f.Status(ctx); return err }},
+		{"open transaction", func(ctx context.Context) error {
+			tx, err := f.OpenTransaction(ctx)
+			if err == nil {
+				tx.Discard()
+			}
+			return err
+		}},
+		{"update", func(ctx context.Context) error {
+			return f.Update(ctx, func(tx *Transaction) error { return tx.Put(ctx, []byte("u"), nil) })
+		}},
+		{"transaction get", func(ctx context.Context) error { _, err := tx.Get(ctx, []byte("k00001")); return err }},
+		{"transaction iterator", func(ctx context.Context) error {
+			it := tx.NewIterator(ctx, nil)
+			defer it.Release()
+			for it.Next() {
+			}
+			return it.Error()
+		}},
+		{"transaction commit", func(ctx context.Context) error {
+			err := tx.Commit(ctx)
+			if !errors.Is(err, ErrCommitUnknown) {
+				t.Errorf("commit to a stopped leader: %v, want ErrCommitUnknown", err)
+			}
+			return err
+		}},
 		{"close a follower blocked writing", func(context.Context) error {
 			put := make(chan error, 1)
 			go func() { put <- closer.Put(context.Background(), []byte("big3"), big) }()
@@ -228,6 +262,7 @@ func TestPromiseStoppedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	promiseWorks(t, f, "after the leader resumed")
+	txf.Close()
 
 	// Stopped again, then killed: the handle works on the next leader.
 	stopped("stopped again")
