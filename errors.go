@@ -46,6 +46,10 @@ var (
 	// after the leader that held it was lost: reading newer data instead
 	// would break the snapshot's promise.
 	ErrSnapshotLost = backend.ErrSnapshotLost
+	// ErrWatchGap is returned once by Watcher.Next when changes may have
+	// been lost before the ones it returns next: after a leader change, or
+	// when the watcher fell too far behind. Read the state again.
+	ErrWatchGap = backend.ErrWatchGap
 	// ErrSnapshotReleased is returned by operations on a released snapshot.
 	ErrSnapshotReleased = backend.ErrSnapshotReleased
 	// ErrIteratorReleased is returned by Iterator.Error after Release.

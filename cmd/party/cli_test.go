@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -348,4 +351,88 @@ func status(t *testing.T, dir string) statusJSON {
 		t.Fatalf("status --json: %+v", st)
 	}
 	return st
+}
+
+// TestWatch runs 'party watch' as a process while other party processes
+// write: it prints the changes in its range, in order, in text or JSON,
+// exits 0 after --count changes, and exits 0 on SIGINT.
+func TestWatch(t *testing.T) {
+	dir := newDir(t)
+	ok(t, "", "put", dir, "seed", "x")
+	h := hold(t, dir)
+	defer h.stop(t)
+	for _, asJSON := range []bool{false, true} {
+		args := []string{"watch", dir, "--prefix", "k/", "--count", "4"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		cmd := exec.Command(partyBin, args...)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		// Until the watch is registered, pings may go unseen: the first
+		// line seen is a ping.
+		var got []string
+		deadline := time.Now().Add(30 * time.Second)
+		for len(got) == 0 {
+			ok(t, "", "put", dir, "k/ping", "p")
+			select {
+			case l := <-lines:
+				got = append(got, l)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("party watch printed nothing; stderr %q", stderr.String())
+			}
+		}
+		ok(t, "", "put", dir, "other", "not in the range")
+		ok(t, "", "put", dir, "k/a\tb", "1\n2")
+		ok(t, "", "del", dir, "k/ping")
+		ok(t, "", "put", dir, "k/last", "z")
+		for l := range lines {
+			got = append(got, l)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("party watch: %v; stderr %q", err, stderr.String())
+		}
+		want := []string{"put\tk/ping\tp", "put\tk/a\\tb\t1\\n2", "del\tk/ping", "put\tk/last\tz"}
+		if asJSON {
+			want = []string{`{"op":"put","key":"k/ping","value":"p"}`, `{"op":"put","key":"k/a\tb","value":"1\n2"}`,
+				`{"op":"del","key":"k/ping"}`, `{"op":"put","key":"k/last","value":"z"}`}
+		}
+		// Pings before the first line seen may repeat the first.
+		for len(got) > len(want) && got[1] == want[0] {
+			got = got[1:]
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("party %q printed:\n%s\nwant:\n%s", args, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+
+	// Interrupted, it ends cleanly.
+	cmd := exec.Command(partyBin, "watch", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("party watch after SIGINT: %v; stderr %q", err, stderr.String())
+	}
 }

@@ -16,6 +16,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"time"
 )
@@ -24,6 +25,11 @@ import (
 // is unbounded (an empty one is not).
 type Range struct {
 	Start, Limit []byte
+}
+
+// Contains reports whether key falls in r.
+func (r Range) Contains(key []byte) bool {
+	return (r.Start == nil || bytes.Compare(key, r.Start) >= 0) && (r.Limit == nil || bytes.Compare(key, r.Limit) < 0)
 }
 
 // SeekMode says where Cursor.Seek positions a cursor; the cursor then moves
@@ -77,6 +83,9 @@ type Backend interface {
 	// ends at its Commit or Release, when its holder is lost, or after
 	// timeout, with nothing applied.
 	Lock(ctx context.Context, timeout time.Duration) (Lease, error)
+	// Watch registers a watch of the changes in r: every write that
+	// starts after it returns is delivered.
+	Watch(ctx context.Context, r Range) (Watcher, error)
 	// IsLeader reports whether this handle serves the database to others.
 	IsLeader() bool
 	// Elected is closed when this handle becomes the leader.
@@ -91,6 +100,25 @@ type Snapshot interface {
 	// Release frees the snapshot; later calls fail with
 	// ErrSnapshotReleased. It may be called more than once.
 	Release()
+}
+
+// Change is one put or delete of a committed write.
+type Change struct {
+	Key, Value []byte
+	Deleted    bool
+}
+
+// Watcher delivers the changes of committed writes, write by write, in
+// the leader's commit order.
+type Watcher interface {
+	// Next returns the changes of the next write that fall in the
+	// watcher's range, waiting for one. It returns ErrWatchGap once when
+	// changes may have been lost (the watcher fell too far behind, or
+	// the leader changed), then goes on with later writes.
+	Next(ctx context.Context) ([]Change, error)
+	// Close ends the watch; pending and later Next calls return
+	// ErrClosed.
+	Close()
 }
 
 // Lease is the transaction lease held by this handle. Reads made while it

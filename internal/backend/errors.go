@@ -28,6 +28,9 @@ var (
 	ErrLeaderLost = errors.New("party: leader lost")
 	// ErrSnapshotLost: the leader holding the snapshot was lost.
 	ErrSnapshotLost = errors.New("party: snapshot lost with its leader")
+	// ErrWatchGap: changes may have been lost before the ones a watcher
+	// returns next.
+	ErrWatchGap = errors.New("party: watch gap: changes may have been missed")
 	// ErrSnapshotReleased: the snapshot was released.
 	ErrSnapshotReleased = errors.New("party: snapshot released")
 )

@@ -41,6 +41,7 @@ const (
 	TxBegin                     // Holder, Timeout; outcome LeaseID
 	TxCommit                    // Lease, TxSeq, Batch; bound
 	TxResolve                   // Holder, TxSeq; outcome Found: the commit was applied
+	WatchOpen                   // Iter (the watch id), Range; bound
 )
 
 // IsWrite reports whether the call changes data.

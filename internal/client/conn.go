@@ -71,15 +71,17 @@ type Conn struct {
 	watch   *hangupWatch  // nil: the background reader reads at all times
 	entries atomic.Uint64 // iterator entries received, for tests
 
-	mu       sync.Mutex // guards the fields below
-	pending  map[uint32]*call.Call
-	streams  map[uint32]*Stream
-	nextID   uint32
-	nextIter uint32
-	reader   holder // who holds the read token
-	waiters  int    // goroutines in await, wanting frames
-	hangup   bool   // the peer hung up: read until the end
-	err      error  // why the connection died; set once, then dead is closed
+	mu        sync.Mutex // guards the fields below
+	pending   map[uint32]*call.Call
+	streams   map[uint32]*Stream
+	watches   map[uint32]*WatchStream
+	nextWatch uint32
+	nextID    uint32
+	nextIter  uint32
+	reader    holder // who holds the read token
+	waiters   int    // goroutines in await, wanting frames
+	hangup    bool   // the peer hung up: read until the end
+	err       error  // why the connection died; set once, then dead is closed
 
 	dead   chan struct{}
 	quiet  chan struct{} // closed once dead and nobody reads any more
@@ -312,6 +314,8 @@ func request(cl *call.Call) wire.Request {
 		req.Type, req.Lease, req.Seq, req.Done, req.Records = wire.TTxCommit, cl.Lease, cl.TxSeq, cl.TxDone, cl.Batch.Records()
 	case call.TxResolve:
 		req.Type, req.Holder, req.Seq = wire.TTxResolve, cl.Holder, cl.TxSeq
+	case call.WatchOpen:
+		req.Type, req.Watch = wire.TWatchOpen, cl.Iter
 	}
 	return req
 }
@@ -563,6 +567,17 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 		delete(c.pending, id)
 		c.mu.Unlock()
 		c.finish(cl, code, payload)
+	case wire.TWatchEvent:
+		flags, ev, err := wire.DecodeWatchEvent(body)
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		s := c.watches[id]
+		c.mu.Unlock()
+		if s != nil {
+			s.deliver(flags, ev)
+		}
 	case wire.TIterBatch:
 		c.mu.Lock()
 		s := c.streams[id]

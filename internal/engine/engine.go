@@ -20,6 +20,7 @@ import (
 // Engine is an open goleveldb database.
 type Engine struct {
 	db      *leveldb.DB
+	hub     hub           // the watches
 	gate    gate          // plain writes against the transaction lease
 	commits atomic.Uint64 // transactions committed, to trim records now and then
 }
@@ -39,6 +40,7 @@ func Open(dir string, o *opt.Options) (*Engine, error) {
 // Close ends the lease held, if any, and closes the database.
 func (e *Engine) Close() error {
 	e.closeGate()
+	e.closeWatches()
 	return e.db.Close()
 }
 
@@ -72,6 +74,11 @@ func (e *Engine) Put(ctx context.Context, key, value []byte, sync bool) error {
 		return err
 	}
 	defer e.Leave()
+	if e.hub.n.Load() > 0 {
+		var b leveldb.Batch
+		b.Put(key, value)
+		return e.commit(&b, writeOptions(sync), nil)
+	}
 	return wrap(e.db.Put(key, value, writeOptions(sync)))
 }
 
@@ -81,6 +88,11 @@ func (e *Engine) Delete(ctx context.Context, key []byte, sync bool) error {
 		return err
 	}
 	defer e.Leave()
+	if e.hub.n.Load() > 0 {
+		var b leveldb.Batch
+		b.Delete(key)
+		return e.commit(&b, writeOptions(sync), nil)
+	}
 	return wrap(e.db.Delete(key, writeOptions(sync)))
 }
 
@@ -112,7 +124,7 @@ func (e *Engine) DeleteRange(ctx context.Context, r backend.Range, sync bool) er
 			return err
 		}
 		defer e.Leave()
-		return wrap(e.db.Write(&b, wo))
+		return e.commit(&b, wo, nil)
 	}
 	for ok := c.Seek(backend.SeekFirst, nil); ok; ok = c.Step() {
 		b.Delete(c.Key())
@@ -138,14 +150,21 @@ func (e *Engine) DeleteRange(ctx context.Context, r backend.Range, sync bool) er
 // Group gathers writes to apply as one atomic goleveldb batch: the host
 // gathers the writes that arrive together from a follower.
 type Group struct {
-	b leveldb.Batch
+	b    leveldb.Batch
+	ends []int // the record count at the end of each write, for watches
 }
 
 // AddPut adds a put.
-func (g *Group) AddPut(key, value []byte) { g.b.Put(key, value) }
+func (g *Group) AddPut(key, value []byte) {
+	g.b.Put(key, value)
+	g.ends = append(g.ends, g.b.Len())
+}
 
 // AddDelete adds a delete.
-func (g *Group) AddDelete(key []byte) { g.b.Delete(key) }
+func (g *Group) AddDelete(key []byte) {
+	g.b.Delete(key)
+	g.ends = append(g.ends, g.b.Len())
+}
 
 // AddBatch adds encoded batch records, which must be valid (see
 // backend.ForEachRecord).
@@ -157,6 +176,7 @@ func (g *Group) AddBatch(records []byte) {
 			g.b.Delete(k)
 		}
 	})
+	g.ends = append(g.ends, g.b.Len())
 }
 
 // Size returns the bytes gathered so far.
@@ -165,9 +185,10 @@ func (g *Group) Size() int { return len(g.b.Dump()) }
 // Apply writes what g gathered as one atomic batch and empties g. The
 // caller has been let in by Enter or TryEnter.
 func (e *Engine) Apply(g *Group, sync bool) error {
-	err := e.db.Write(&g.b, writeOptions(sync))
+	err := e.commit(&g.b, writeOptions(sync), g.ends)
 	g.b.Reset()
-	return wrap(err)
+	g.ends = g.ends[:0]
+	return err
 }
 
 // Snapshot is a frozen view of the engine.

@@ -233,7 +233,7 @@ func (l *Lease) Commit(records []byte, seq uint64, done []uint64, sync bool) err
 		b.Delete(recordKey(l.holder, d))
 	}
 	b.Put(recordKey(l.holder, seq), recordValue(time.Now()))
-	err := wrap(l.e.db.Write(&b, writeOptions(sync)))
+	err := l.e.commit(&b, writeOptions(sync), nil)
 
 	l.mu.Lock()
 	l.state = leaseEnded

@@ -61,7 +61,8 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	tx txState // the lease, lease requests and parked writes (lease.go)
+	tx      txState                  // the lease, lease requests and parked writes (lease.go)
+	watches map[uint32]*engine.Watch // guarded by tx.mu (watch.go)
 }
 
 // iter is a follower's iterator: a cursor that streams batches in the
@@ -173,6 +174,7 @@ func (c *conn) serve() {
 	}
 	c.applyGroup()
 	c.endTx()
+	c.closeWatches()
 	c.bg.Wait()
 	c.out.Drain()
 	for _, it := range c.iters {
@@ -320,6 +322,10 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		c.discardTx(req.Lease)
 	case wire.TTxResolve:
 		c.resolveTx(id, req)
+	case wire.TWatchOpen:
+		c.respond(id, c.openWatch(req), nil)
+	case wire.TWatchClose:
+		c.closeWatch(id)
 	default:
 		return fmt.Errorf("%w: %v", errUnexpected, t)
 	}

@@ -65,16 +65,17 @@ type Node struct {
 	// queue then. Only the election goroutine changes it.
 	via atomic.Pointer[route]
 
-	mu      sync.Mutex    // guards the fields below
-	queue   []*call.Call  // calls waiting for a leader, in any order; handed over by Seq
-	seq     uint64        // last Seq given to a call
-	changed chan struct{} // closed and replaced whenever via changes
-	closed  bool
-	cursors map[*cursor]struct{}   // open cursors, released by Close
-	snaps   map[*snapshot]struct{} // open snapshots, released by Close
-	joined  bool                   // Open has been told the outcome of the first election
-	lastErr error                  // why the last election attempt did not succeed
-	step    string                 // what the election goroutine is doing, for Open's error
+	mu       sync.Mutex    // guards the fields below
+	queue    []*call.Call  // calls waiting for a leader, in any order; handed over by Seq
+	seq      uint64        // last Seq given to a call
+	changed  chan struct{} // closed and replaced whenever via changes
+	closed   bool
+	cursors  map[*cursor]struct{}   // open cursors, released by Close
+	snaps    map[*snapshot]struct{} // open snapshots, released by Close
+	watchers map[*watcher]struct{}  // open watchers, closed by Close
+	joined   bool                   // Open has been told the outcome of the first election
+	lastErr  error                  // why the last election attempt did not succeed
+	step     string                 // what the election goroutine is doing, for Open's error
 
 	elected   chan struct{} // closed when this handle becomes leader
 	ready     chan error    // receives the outcome of the first election
@@ -109,6 +110,7 @@ func Open(dir string, cfg Config) (*Node, error) {
 		changed:   make(chan struct{}),
 		cursors:   make(map[*cursor]struct{}),
 		snaps:     make(map[*snapshot]struct{}),
+		watchers:  make(map[*watcher]struct{}),
 		elected:   make(chan struct{}),
 		ready:     make(chan error, 1),
 		closing:   make(chan struct{}),
@@ -458,7 +460,14 @@ func (n *Node) Close() error {
 	for s := range n.snaps {
 		snaps = append(snaps, s)
 	}
+	var watchers []*watcher
+	for w := range n.watchers {
+		watchers = append(watchers, w)
+	}
 	n.mu.Unlock()
+	for _, w := range watchers {
+		w.close()
+	}
 	for _, c := range queue {
 		c.Fail(backend.ErrClosed)
 	}

@@ -58,13 +58,17 @@ const (
 	TTxCommit             // lease u32, flags u8, seq u64, done count u16, done u64..., records; answered
 	TTxDiscard            // lease u32; not answered
 	TTxResolve            // holder [16], seq u64; answered with 1 if that commit was applied
+	TWatchOpen            // watch u32, range; answered once the watch is registered
+	TWatchClose           // empty (id: the watch); not answered
+	TWatchEvent           // flags u8, records (id: the watch); leader to follower
 
 	typeEnd // first unknown type
 )
 
 var typeNames = [...]string{"invalid", "get", "has", "put", "delete", "batch", "delete-range",
 	"snapshot", "snapshot-release", "iter-open", "iter-seek", "iter-credit", "iter-close",
-	"status", "response", "iter-batch", "tx-begin", "tx-commit", "tx-discard", "tx-resolve"}
+	"status", "response", "iter-batch", "tx-begin", "tx-commit", "tx-discard", "tx-resolve",
+	"watch-open", "watch-close", "watch-event"}
 
 func (t Type) String() string {
 	if t < typeEnd {

@@ -33,6 +33,7 @@ type Request struct {
 	Seq     uint64        // TTxCommit, TTxResolve: the holder's commit number
 	Done    []uint64      // TTxCommit: numbers of the holder's commits whose records may go
 	Timeout time.Duration // TTxBegin: how long the lease may stay open
+	Watch   uint32        // TWatchOpen: the watch id the follower chose
 }
 
 // AppendRequest appends r as a whole frame to dst.
@@ -88,6 +89,9 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	case TTxResolve:
 		dst = append(dst, r.Holder[:]...)
 		dst = binary.BigEndian.AppendUint64(dst, r.Seq)
+	case TWatchOpen:
+		dst = binary.BigEndian.AppendUint32(dst, r.Watch)
+		dst = appendRange(dst, r.Range)
 	}
 	FinishFrame(dst, start)
 	return dst
@@ -172,10 +176,71 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 	case TTxResolve:
 		r.Holder = d.holder()
 		r.Seq = d.u64()
+	case TWatchOpen:
+		r.Watch = d.u32()
+		r.Range = d.rng()
+	case TWatchClose:
 	default:
 		return fmt.Errorf("%w: %v is not a request", ErrUnknownType, t)
 	}
 	return d.done(t)
+}
+
+// Flags of TWatchEvent.
+const (
+	WatchGap uint8 = 1 << iota // changes were dropped before this event's, if any
+)
+
+// AppendWatchEvent appends a TWatchEvent frame for watch id: flags, then
+// the changes as batch records.
+func AppendWatchEvent(dst []byte, id uint32, flags uint8, changes []backend.Change) []byte {
+	start := len(dst)
+	dst = AppendHeader(dst, TWatchEvent, id)
+	dst = append(dst, flags)
+	for _, c := range changes {
+		if c.Deleted {
+			dst = append(dst, 0)
+			dst = appendBytes(dst, c.Key)
+		} else {
+			dst = append(dst, 1)
+			dst = appendBytes(dst, c.Key)
+			dst = appendBytes(dst, c.Value)
+		}
+	}
+	FinishFrame(dst, start)
+	return dst
+}
+
+// WatchEventSize returns the size of the TWatchEvent frame of changes.
+func WatchEventSize(changes []backend.Change) int {
+	n := HeaderSize + 1
+	for _, c := range changes {
+		n += 1 + 2*binary.MaxVarintLen64 + len(c.Key) + len(c.Value)
+	}
+	return n
+}
+
+// DecodeWatchEvent decodes the body of a TWatchEvent frame. The changes'
+// keys and values are copies.
+func DecodeWatchEvent(body []byte) (flags uint8, changes []backend.Change, err error) {
+	if len(body) < 1 {
+		return 0, nil, fmt.Errorf("%w: watch-event: short body", ErrMalformed)
+	}
+	flags = body[0]
+	if flags&^WatchGap != 0 {
+		return 0, nil, fmt.Errorf("%w: watch-event flags %#x", ErrMalformed, flags)
+	}
+	err = backend.ForEachRecord(body[1:], func(put bool, k, v []byte) {
+		c := backend.Change{Key: append([]byte{}, k...), Deleted: !put}
+		if put {
+			c.Value = append([]byte{}, v...)
+		}
+		changes = append(changes, c)
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: watch-event: %v", ErrMalformed, err)
+	}
+	return flags, changes, nil
 }
 
 // AppendResponse appends a TResponse frame to dst.
