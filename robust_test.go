@@ -570,6 +570,10 @@ func TestRobustChild(t *testing.T) {
 		txChildIncrement(path)
 	case "txhold":
 		txChildHold(path)
+	case "wwrite":
+		wpChildWrite(path)
+	case "wwatch":
+		wpChildWatch(path)
 	default:
 		fmt.Printf("RB: unknown mode %q\n", mode)
 	}
