@@ -102,7 +102,7 @@ func wpChildWatch(dir string) {
 // since the writer's previous event). It returns the number of gaps.
 func wpCheck(t *testing.T, name string, lines []string, writers, n, batch int) int {
 	t.Helper()
-	last := make([]int, writers)       // last seq seen per writer
+	last := make([]int, writers)      // last seq seen per writer
 	gapSince := make([]bool, writers) // a gap since that writer's last event
 	for i := range last {
 		last[i] = -1
