@@ -37,7 +37,10 @@ socket round trip that bounds the sequential figures, and the scaling
 figures followers_get_KxN and followers_put_KxN: K follower processes (1, 2,
 4, 8) with N calls in flight each, total throughput against goleveldb with
 K×N goroutines in one process; tx_update_c4, Update increments of one
-counter from 4 follower processes (direct: a mutex around Get and Put); and
+counter from 4 follower processes (direct: a mutex around Get and Put);
+watch_latency (a Put on one follower to Next on a watcher in another process)
+and follower_put_c64_watched8 (follower_put_c64 with 8 watcher processes,
+against none); and
 the value-size figures
 follower_{put,get,iter}_{100b,4k,256k}, which add MB/s. --large adds
 db_{1m,10m}_{get_seq,get_random,iter}: gets of consecutive and of random

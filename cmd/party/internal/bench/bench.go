@@ -27,6 +27,9 @@
 //	                        and of a goleveldb reader doing the same, for comparison
 //	tx_update_c4            Update increments of one counter from 4 follower processes,
 //	                        one at a time each; direct: Get and Put under a mutex
+//	watch_latency           Put on this follower to Next on a watcher in another process
+//	follower_put_c64_watched8  follower_put_c64 with 8 watcher processes of every key;
+//	                        direct: the same puts with no watcher
 //	socket_roundtrip_seq    the bound of the sequential figures: a bare round trip of
 //	                        116 bytes each way over a unix socket between two processes
 //
@@ -157,7 +160,7 @@ var Names = append([]string{
 	FollowerGetSeq, FollowerPutSeq, FollowerGetSeqPoll, FollowerPutSeqPoll, FollowerPutC64, FollowerIter,
 	FollowerScan10Seq, FailoverGapMs, FollowerGetC64, LocalPutSeq, FollowerIterSlowMem,
 	SocketRoundtripSeq,
-}, append(append(scaleNames(), TxUpdateC4), sizeNames()...)...)
+}, append(append(scaleNames(), TxUpdateC4, WatchLatency, FollowerPutC64Watched), sizeNames()...)...)
 
 const (
 	keyLen   = 16

@@ -107,6 +107,7 @@ func TestRunTiny(t *testing.T) {
 		FailoverGapMs:       {"name", "p50_ms", "max_ms"},
 		FollowerIterSlowMem: {"name", "range_mb", "entries", "leader_rss_growth_mb", "follower_rss_growth_mb", "direct_rss_growth_mb"},
 		SocketRoundtripSeq:  {"name", "ops_per_sec", "p50_us", "p99_us"},
+		WatchLatency:        {"name", "ops_per_sec", "p50_us", "p99_us"},
 	}
 	throughput := []string{"name", "ops_per_sec", "p50_us", "p99_us", "direct_ops_per_sec", "ratio"}
 	sc := bufio.NewScanner(&out)

@@ -178,11 +178,16 @@ func (r *runner) followerThroughput(partyDir, directDir string, fill int) ([]Fig
 	if err != nil {
 		return nil, err
 	}
+	watch, err := r.watchFigures(partyDir, db)
+	if err != nil {
+		return nil, err
+	}
 	sized, err := r.sizeFigures(db, direct)
 	if err != nil {
 		return nil, err
 	}
-	return append(append(append(figs, scale...), tx), sized...), nil
+	figs = append(append(figs, scale...), tx)
+	return append(append(figs, watch...), sized...), nil
 }
 
 // warm reads the first n fill entries on both sides, which brings their

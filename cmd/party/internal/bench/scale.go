@@ -65,8 +65,15 @@ func loadFollowerChild(dir string, out *child.Lines) (err error) {
 	out.Printf("ready %d", os.Getpid())
 	ctx := context.Background() // the parent stops a stuck child by killing it
 	sc := bufio.NewScanner(os.Stdin)
+	var stopWatch func() error // ends the background watch of "watch all"
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == "watch" {
+			if err := watchCommand(ctx, db, f[1], out, &stopWatch); err != nil {
+				return err
+			}
+			continue
+		}
 		if len(f) != 5 || f[0] != "run" {
 			return fmt.Errorf("unknown command %q", sc.Text())
 		}
