@@ -181,6 +181,33 @@ func (w *Watch) add(ev []backend.Change) {
 	}
 }
 
+// TryNext is Next without the wait: ok is false when nothing is there.
+func (w *Watch) TryNext() (ev []backend.Change, err error, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.takeLocked()
+}
+
+// takeLocked returns what Next returns next, if anything; w.mu is held.
+func (w *Watch) takeLocked() ([]backend.Change, error, bool) {
+	switch {
+	case w.closed:
+		return nil, backend.ErrClosed, true
+	case w.gap:
+		w.gap = false
+		return nil, backend.ErrWatchGap, true
+	case len(w.events) > 0:
+		ev := w.events[0]
+		w.events[0] = nil
+		w.events = w.events[1:]
+		for _, c := range ev {
+			w.size -= len(c.Key) + len(c.Value) + changeOverhead
+		}
+		return ev, nil, true
+	}
+	return nil, nil, false
+}
+
 // Next returns the changes of the next write, waiting for one; after
 // changes were dropped it returns ErrWatchGap once first. The slices
 // are shared with the other watches of the same engine: callers that hand
@@ -188,25 +215,11 @@ func (w *Watch) add(ev []backend.Change) {
 func (w *Watch) Next(ctx context.Context) ([]backend.Change, error) {
 	for {
 		w.mu.Lock()
-		switch {
-		case w.closed:
-			w.mu.Unlock()
-			return nil, backend.ErrClosed
-		case w.gap:
-			w.gap = false
-			w.mu.Unlock()
-			return nil, backend.ErrWatchGap
-		case len(w.events) > 0:
-			ev := w.events[0]
-			w.events[0] = nil
-			w.events = w.events[1:]
-			for _, c := range ev {
-				w.size -= len(c.Key) + len(c.Value) + changeOverhead
-			}
-			w.mu.Unlock()
-			return ev, nil
-		}
+		ev, err, ok := w.takeLocked()
 		w.mu.Unlock()
+		if ok {
+			return ev, err
+		}
 		select {
 		case <-w.wake:
 		case <-ctx.Done():

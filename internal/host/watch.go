@@ -46,30 +46,47 @@ func (c *conn) openWatch(req *wire.Request) error {
 }
 
 // sendWatch sends the changes of w as TWatchEvent frames until it is
-// closed or the connection ends.
+// closed or the connection ends. It waits for one event, then queues
+// those already there too (up to about sendBatchBytes), and writes them
+// together: one write for a burst, not one per event.
 func (c *conn) sendWatch(id uint32, w *engine.Watch) {
 	defer c.bg.Done()
 	var flags uint8
 	for {
 		ev, err := w.Next(c.ctx)
-		switch {
-		case errors.Is(err, backend.ErrWatchGap):
-			flags |= wire.WatchGap
-			// Say it now: the next event may be long in coming.
-			ev = nil
-		case err != nil:
-			return // closed, or the connection ended
+		for size := 0; ; {
+			switch {
+			case errors.Is(err, backend.ErrWatchGap):
+				flags |= wire.WatchGap
+				ev = nil // say it now: the next event may be long in coming
+			case err != nil:
+				c.out.Flush()
+				return // closed, or the connection ended
+			}
+			es := wire.WatchEventSize(ev)
+			if es > wire.MaxFrame {
+				ev, flags = nil, flags|wire.WatchGap // one write too large for a frame
+			}
+			f := flags
+			if err := c.out.QueueContext(c.ctx, func(b []byte) []byte { return wire.AppendWatchEvent(b, id, f, ev) }); err != nil {
+				return
+			}
+			flags = 0
+			size += es
+			var ok bool
+			if size >= sendBatchBytes {
+				break
+			}
+			if ev, err, ok = w.TryNext(); !ok {
+				break
+			}
 		}
-		if wire.WatchEventSize(ev) > wire.MaxFrame {
-			ev, flags = nil, flags|wire.WatchGap // one write too large for a frame
-		}
-		f := flags
-		if err := c.out.Send(c.ctx, func(b []byte) []byte { return wire.AppendWatchEvent(b, id, f, ev) }); err != nil {
-			return
-		}
-		flags = 0
+		c.out.Flush()
 	}
 }
+
+// sendBatchBytes bounds the events a watch queues before it writes.
+const sendBatchBytes = 256 << 10
 
 // closeWatch ends watch id.
 func (c *conn) closeWatch(id uint32) {

@@ -85,6 +85,14 @@ func (w *Writer) Queue(fn func([]byte) []byte) error {
 	return w.appendLocked(nil, nil, fn)
 }
 
+// QueueContext is Queue with a context: it fails with ctx's error if ctx
+// ends while it waits for room.
+func (w *Writer) QueueContext(ctx context.Context, fn func([]byte) []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.appendLocked(ctx.Done(), ctx.Err, fn)
+}
+
 // Flush writes what Queue appended, as Send does.
 func (w *Writer) Flush() {
 	w.mu.Lock()
