@@ -75,6 +75,13 @@
 // next leader is asked, through a record written with the commit, under a
 // key prefix party's reads never show). See Transaction.
 //
+// # Watch
+//
+// DB.Watch gives every participant the changes any participant commits,
+// as they happen, in the leader's commit order; a Watcher reports
+// ErrWatchGap, never silence, when changes may have been missed. See
+// Watcher.
+//
 // # Contexts
 //
 // Every method that takes a context returns within that context, plus a
