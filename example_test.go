@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/levelparty/party"
@@ -141,4 +142,56 @@ func ExampleDB_Update() {
 	}
 	fmt.Printf("visits: %s\n", v)
 	// Output: visits: 300
+}
+
+// A watcher on one handle sees what another handle commits, write by
+// write: a Put, then a batch together.
+func ExampleDB_Watch() {
+	dir, err := os.MkdirTemp("", "party-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	writer, err := party.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer writer.Close()
+	reader, err := party.Open(dir, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reader.Close()
+
+	w, err := reader.Watch(ctx, party.BytesPrefix([]byte("settings/")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close()
+	writer.Put(ctx, []byte("settings/theme"), []byte("dark"))
+	writer.Put(ctx, []byte("other"), []byte("not watched"))
+	var b party.Batch
+	b.Put([]byte("settings/lang"), []byte("fr"))
+	b.Delete([]byte("settings/theme"))
+	writer.Write(ctx, &b)
+
+	for range 2 {
+		changes, err := w.Next(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var line []string
+		for _, c := range changes {
+			if c.Deleted {
+				line = append(line, fmt.Sprintf("del %s", c.Key))
+			} else {
+				line = append(line, fmt.Sprintf("put %s=%s", c.Key, c.Value))
+			}
+		}
+		fmt.Println(strings.Join(line, ", "))
+	}
+	// Output:
+	// put settings/theme=dark
+	// put settings/lang=fr, del settings/theme
 }
