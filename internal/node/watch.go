@@ -17,7 +17,8 @@ type watcher struct {
 	n   *Node
 	rng backend.Range
 
-	moving sync.Mutex // serializes Next calls
+	moving sync.Mutex // serializes Next calls, and guards gapDue
+	gapDue bool       // the leader was lost: report a gap once registered again
 
 	mu     sync.Mutex // guards the fields below; never held while waiting
 	src    watchSource
@@ -91,7 +92,9 @@ func (w *watcher) source() (watchSource, error) {
 	return w.src, nil
 }
 
-// Next returns the changes of the next write in the range.
+// Next returns the changes of the next write in the range. After a
+// leader is lost it registers the watch again before it reports the gap,
+// so that a caller who reads the state on the gap misses nothing after.
 func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
 	w.moving.Lock()
 	defer w.moving.Unlock()
@@ -103,7 +106,7 @@ func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
 		if src == nil {
 			src, err = w.open(ctx)
 			if errors.Is(err, client.ErrConnLost) {
-				continue // no new gap: the one reported covers it
+				continue
 			}
 			if err != nil {
 				return nil, err
@@ -116,6 +119,10 @@ func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
 			}
 			w.src = src
 			w.mu.Unlock()
+		}
+		if w.gapDue {
+			w.gapDue = false
+			return nil, backend.ErrWatchGap
 		}
 		ev, err := src.Next(ctx)
 		if !errors.Is(err, client.ErrConnLost) {
@@ -135,7 +142,7 @@ func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
 		if w.n.isClosed() {
 			return nil, backend.ErrClosed
 		}
-		return nil, backend.ErrWatchGap
+		w.gapDue = true // once registered on the next leader
 	}
 }
 
