@@ -23,6 +23,11 @@ import (
 // holds before it drops them and reports a gap.
 const DefaultWatchBuffer = 4 << 20
 
+// maxWatchTotal bounds the bytes of undelivered changes all watches of an
+// engine hold together: past it, the watch that holds the most drops its
+// changes and reports a gap, whatever the number of watches.
+const maxWatchTotal = 64 << 20
+
 // changeOverhead is what a change costs in a watch's buffer beyond its
 // key and value.
 const changeOverhead = 48
@@ -33,6 +38,7 @@ type hub struct {
 	mu      sync.Mutex   // held by publishing writes around their commit
 	watches map[*Watch]struct{}
 	closed  bool
+	total   atomic.Int64 // bytes queued in all watches
 }
 
 // commit writes b and publishes its writes to the watches. ends are the
@@ -64,6 +70,21 @@ func (h *hub) publish(b *leveldb.Batch, ends []int) {
 		for _, ev := range r.events {
 			w.add(ev)
 		}
+	}
+	for h.total.Load() > maxWatchTotal {
+		var big *Watch
+		bigSize := 0
+		for w := range h.watches {
+			w.mu.Lock()
+			if w.size > bigSize {
+				big, bigSize = w, w.size
+			}
+			w.mu.Unlock()
+		}
+		if big == nil {
+			break
+		}
+		big.drop()
 	}
 }
 
@@ -169,16 +190,33 @@ func (w *Watch) add(ev []backend.Change) {
 	}
 	if w.size+size > w.limit {
 		// Too far behind: drop everything, say so once.
-		w.events, w.size, w.gap = nil, 0, true
+		w.dropLocked()
 	} else {
 		w.events = append(w.events, mine)
 		w.size += size
+		w.h.total.Add(int64(size))
 	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// drop drops the undelivered changes, for a gap.
+func (w *Watch) drop() {
+	w.mu.Lock()
+	w.dropLocked()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watch) dropLocked() {
+	w.h.total.Add(-int64(w.size))
+	w.events, w.size, w.gap = nil, 0, true
 }
 
 // TryNext is Next without the wait: ok is false when nothing is there.
@@ -200,9 +238,12 @@ func (w *Watch) takeLocked() ([]backend.Change, error, bool) {
 		ev := w.events[0]
 		w.events[0] = nil
 		w.events = w.events[1:]
+		n := 0
 		for _, c := range ev {
-			w.size -= len(c.Key) + len(c.Value) + changeOverhead
+			n += len(c.Key) + len(c.Value) + changeOverhead
 		}
+		w.size -= n
+		w.h.total.Add(-int64(n))
 		return ev, nil, true
 	}
 	return nil, nil, false
@@ -243,7 +284,8 @@ func (w *Watch) Close() {
 
 func (w *Watch) close() {
 	w.mu.Lock()
-	w.closed, w.events = true, nil
+	w.h.total.Add(-int64(w.size))
+	w.closed, w.events, w.size = true, nil, 0
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
