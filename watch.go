@@ -18,8 +18,10 @@ type Change = backend.Change
 // lost, Next returns ErrWatchGap once, then goes on with later changes.
 // That happens after a leader change (the old leader may have committed
 // writes this watcher never received) and when the watcher falls further
-// behind than a bounded buffer on the leader (4 MiB of changes): a slow or
-// stopped watcher never slows writers. The pattern that never misses
+// behind than a bounded buffer on the leader (4 MiB of changes per
+// watcher, 64 MiB for all watchers together, whatever their number): a
+// slow or stopped watcher never slows writers, and the leader's memory
+// stays bounded. The pattern that never misses
 // anything: register the watch, then read the state, then apply changes
 // on top; on ErrWatchGap, read the state again.
 //
