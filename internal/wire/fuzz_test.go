@@ -78,7 +78,9 @@ func FuzzReader(f *testing.F) {
 }
 
 // isRequestType reports whether t is sent by followers.
-func isRequestType(t Type) bool { return t >= TGet && t <= TStatus || t >= TTxBegin && t <= TTxResolve }
+func isRequestType(t Type) bool {
+	return t >= TGet && t <= TStatus || t >= TTxBegin && t <= TTxResolve || t == TWatchOpen || t == TWatchClose
+}
 
 // FuzzDecodeRequest decodes an arbitrary body as each request type.
 func FuzzDecodeRequest(f *testing.F) {

@@ -87,13 +87,16 @@ func sampleRequests() []Request {
 		{Type: TTxCommit, ID: 22, Lease: 0xffffffff, Seq: 1 << 63, Done: []uint64{1, 2, 1 << 40}, Records: []byte{}},
 		{Type: TTxDiscard, ID: 23, Lease: 20},
 		{Type: TTxResolve, ID: 24, Holder: [16]byte{0xff}, Seq: 7},
+		{Type: TWatchOpen, ID: 25, Watch: 3, Range: backend.Range{Start: bin, Limit: []byte{0xff}}},
+		{Type: TWatchOpen, ID: 26, Watch: 0xffffffff},
+		{Type: TWatchClose, ID: 3},
 	}
 }
 
 // requestTypes are the types a follower sends.
 var requestTypes = []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot,
 	TSnapshotRelease, TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus,
-	TTxBegin, TTxCommit, TTxDiscard, TTxResolve}
+	TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose}
 
 // sameBytes compares byte strings, nil and empty being equal.
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
@@ -143,6 +146,9 @@ func requestDiff(want, got *Request) string {
 	if want.Iter != got.Iter {
 		d = append(d, fmt.Sprintf("iter %d != %d", got.Iter, want.Iter))
 	}
+	if want.Watch != got.Watch {
+		d = append(d, fmt.Sprintf("watch %d != %d", got.Watch, want.Watch))
+	}
 	if want.Holder != got.Holder || want.Lease != got.Lease || want.Seq != got.Seq || want.Timeout != got.Timeout {
 		d = append(d, fmt.Sprintf("tx fields %x %d %d %v != %x %d %d %v", got.Holder, got.Lease, got.Seq, got.Timeout,
 			want.Holder, want.Lease, want.Seq, want.Timeout))
@@ -164,7 +170,7 @@ func TestProtocolNumbers(t *testing.T) {
 	}
 	types := []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot, TSnapshotRelease,
 		TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus, TResponse, TIterBatch,
-		TTxBegin, TTxCommit, TTxDiscard, TTxResolve}
+		TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose, TWatchEvent}
 	for i, typ := range types {
 		if int(typ) != i+1 {
 			t.Errorf("%v is %d, spec says %d", typ, typ, i+1)
@@ -1257,4 +1263,37 @@ func TestWriterConcurrent(t *testing.T) {
 		}
 	})
 	stop(t, w)
+}
+
+// TestWatchEvent round-trips watch events, gap flag included, and refuses
+// malformed ones.
+func TestWatchEvent(t *testing.T) {
+	changes := []backend.Change{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte{}, Deleted: true}, {Key: []byte{0, 0xff}, Value: []byte{}}}
+	for _, flags := range []uint8{0, WatchGap} {
+		for _, ev := range [][]backend.Change{nil, changes} {
+			frame := AppendWatchEvent(nil, 9, flags, ev)
+			if len(frame) > WatchEventSize(ev) {
+				t.Errorf("frame of %d bytes, WatchEventSize says %d", len(frame), WatchEventSize(ev))
+			}
+			r := NewReader(bufio.NewReader(bytes.NewReader(frame)))
+			typ, id, body, err := r.Next(false)
+			if err != nil || typ != TWatchEvent || id != 9 {
+				t.Fatalf("frame: %v %d %v", typ, id, err)
+			}
+			f, got, err := DecodeWatchEvent(body)
+			if err != nil || f != flags || len(got) != len(ev) {
+				t.Fatalf("decoded %d %v %v, want %d %v", f, got, err, flags, ev)
+			}
+			for i := range got {
+				if !bytes.Equal(got[i].Key, ev[i].Key) || !bytes.Equal(got[i].Value, ev[i].Value) || got[i].Deleted != ev[i].Deleted {
+					t.Errorf("change %d: %+v, want %+v", i, got[i], ev[i])
+				}
+			}
+		}
+	}
+	for _, body := range [][]byte{nil, {2}, {0, 2, 1, 'k'}, {0, 1, 1, 'k'}} {
+		if _, _, err := DecodeWatchEvent(body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("watch-event body %v: %v, want ErrMalformed", body, err)
+		}
+	}
 }
