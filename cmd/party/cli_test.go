@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strings"
@@ -434,5 +435,39 @@ func TestWatch(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("party watch after SIGINT: %v; stderr %q", err, stderr.String())
+	}
+}
+
+// TestCompact runs 'party compact' on a database that a holder process
+// leads, after every key was written four times: the compaction drops the
+// overwritten versions, and the size on disk it reports shrinks.
+func TestCompact(t *testing.T) {
+	dir := newDir(t)
+	// 3,000 keys of 1,000 hex digits, written 4 times: more than the
+	// memtable holds, so tables keep overwritten versions.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var in strings.Builder
+	for i := range 3000 {
+		v := make([]byte, 500)
+		for j := range v {
+			v[j] = byte(rnd.IntN(256))
+		}
+		fmt.Fprintf(&in, "{\"key\":\"k/%05d\",\"value\":\"%x\"}\n", i, v)
+	}
+	h := hold(t, dir)
+	defer h.stop(t)
+	for range 4 {
+		ok(t, in.String(), "load", "-q", dir)
+	}
+	out := ok(t, "", "compact", dir, "--prefix", "k/")
+	var before, after int64
+	if _, err := fmt.Sscanf(out, "compacted: %d bytes on disk before, %d after", &before, &after); err != nil {
+		t.Fatalf("party compact printed %q: %v", out, err)
+	}
+	if after >= before {
+		t.Fatalf("party compact: %d bytes before, %d after: want fewer after overwriting every key", before, after)
+	}
+	if n := strings.TrimSpace(ok(t, "", "ls", dir, "--count")); n != "3000" {
+		t.Fatalf("ls --count after compact: %s", n)
 	}
 }

@@ -94,7 +94,7 @@ error. Errors are one line on stderr.`,
 		"how long to wait to join the database, and for each single operation (0: no limit)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErrorf("%v", err) })
 	root.AddCommand(
-		newGetCmd(g), newPutCmd(g), newDelCmd(g), newHasCmd(g), newLsCmd(g), newWatchCmd(g),
+		newGetCmd(g), newPutCmd(g), newDelCmd(g), newHasCmd(g), newLsCmd(g), newWatchCmd(g), newCompactCmd(g),
 		newDumpCmd(g), newLoadCmd(g), newStatusCmd(g), newDemoCmd(g), newBenchCmd(),
 		newHoldCmd(g), newDemoWriterCmd(), newDemoReaderCmd(),
 	)

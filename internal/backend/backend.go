@@ -78,6 +78,15 @@ type Backend interface {
 	GetSnapshot(ctx context.Context) (Snapshot, error)
 	// Status describes what serves the database.
 	Status(ctx context.Context) (Status, error)
+	// CompactRange compacts the keys in r on the leader (every key when
+	// both bounds are nil), as goleveldb's CompactRange.
+	CompactRange(ctx context.Context, r Range) error
+	// SizeOf returns the approximate bytes on disk of each range, as
+	// goleveldb's SizeOf.
+	SizeOf(ctx context.Context, ranges []Range) ([]int64, error)
+	// Property returns the leader engine's property name, as goleveldb's
+	// GetProperty.
+	Property(ctx context.Context, name string) (string, error)
 	// Lock waits for the database's one transaction lease and returns it.
 	// While it is held, no write of any other participant applies; it
 	// ends at its Commit or Release, when its holder is lost, or after

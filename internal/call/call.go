@@ -42,6 +42,9 @@ const (
 	TxCommit                    // Lease, TxSeq, Batch; bound
 	TxResolve                   // Holder, TxSeq; outcome Found: the commit was applied
 	WatchOpen                   // Iter (the watch id), Range; bound
+	Compact                     // Range
+	SizeOf                      // Ranges; outcome Sizes
+	Property                    // Key (the name); outcome Value
 )
 
 // IsWrite reports whether the call changes data.
@@ -49,14 +52,15 @@ func (k Kind) IsWrite() bool { return k >= Put && k <= DeleteRange }
 
 // Call is one operation and, once finished, its outcome.
 type Call struct {
-	Kind  Kind
-	Key   []byte
-	Value []byte // the value to put; for Get, the outcome
-	Batch *backend.Batch
-	Range backend.Range
-	Sync  bool   // fsync writes before acknowledging
-	Snap  uint32 // Get, Has, IterOpen: the leader's snapshot to read; 0 for none
-	Iter  uint32 // IterOpen: the iterator's id on its connection
+	Kind   Kind
+	Key    []byte
+	Value  []byte // the value to put; for Get, the outcome
+	Batch  *backend.Batch
+	Range  backend.Range
+	Ranges []backend.Range // SizeOf
+	Sync   bool            // fsync writes before acknowledging
+	Snap   uint32          // Get, Has, IterOpen: the leader's snapshot to read; 0 for none
+	Iter   uint32          // IterOpen: the iterator's id on its connection
 
 	Holder  [16]byte      // TxBegin, TxResolve: the participant asking
 	Timeout time.Duration // TxBegin: how long the lease may stay open
@@ -85,6 +89,7 @@ type Call struct {
 	LeaseID uint32           // TxBegin: the lease's id on the connection
 	Local   *engine.Snapshot // Snapshot run on this process's engine
 	Status  backend.Status
+	Sizes   []int64 // SizeOf
 	Err     error
 	Conn    any // the connection that answered, when one did
 }
@@ -169,6 +174,11 @@ func (c *Call) Own() bool {
 			c.Batch = c.Batch.Clone()
 		}
 		c.Range = backend.Range{Start: bytes.Clone(c.Range.Start), Limit: bytes.Clone(c.Range.Limit)}
+		rs := make([]backend.Range, len(c.Ranges))
+		for i, r := range c.Ranges {
+			rs[i] = backend.Range{Start: bytes.Clone(r.Start), Limit: bytes.Clone(r.Limit)}
+		}
+		c.Ranges = rs
 	}
 	return true
 }

@@ -316,6 +316,12 @@ func request(cl *call.Call) wire.Request {
 		req.Type, req.Holder, req.Seq = wire.TTxResolve, cl.Holder, cl.TxSeq
 	case call.WatchOpen:
 		req.Type, req.Watch = wire.TWatchOpen, cl.Iter
+	case call.Compact:
+		req.Type = wire.TCompact
+	case call.SizeOf:
+		req.Type, req.Ranges = wire.TSizeOf, cl.Ranges
+	case call.Property:
+		req.Type = wire.TProperty
 	}
 	return req
 }
@@ -560,7 +566,7 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 		if cl == nil {
 			return nil // abandoned by its caller
 		}
-		if err := check(cl.Kind, code, payload); err != nil {
+		if err := check(cl, code, payload); err != nil {
 			return err // cl stays pending: TakePending hands it back
 		}
 		c.mu.Lock()
@@ -603,12 +609,12 @@ func (c *Conn) dispatch(t wire.Type, id uint32, body []byte) error {
 
 // check validates the payload of a successful response for a call of
 // kind k.
-func check(k call.Kind, code wire.Code, payload []byte) error {
+func check(cl *call.Call, code wire.Code, payload []byte) error {
 	if code != wire.OK {
 		return nil
 	}
 	var want int
-	switch k {
+	switch cl.Kind {
 	case call.Has, call.TxResolve:
 		want = 1
 	case call.Snapshot, call.TxBegin:
@@ -616,6 +622,8 @@ func check(k call.Kind, code wire.Code, payload []byte) error {
 	case call.Status:
 		_, err := wire.DecodeStatus(payload)
 		return err
+	case call.SizeOf:
+		want = 8 * len(cl.Ranges)
 	default:
 		return nil
 	}
@@ -644,6 +652,12 @@ func (c *Conn) finish(cl *call.Call, code wire.Code, payload []byte) {
 			cl.SnapID = binary.BigEndian.Uint32(payload)
 		case call.Status:
 			cl.Status, _ = wire.DecodeStatus(payload)
+		case call.SizeOf:
+			for i := 0; i+8 <= len(payload); i += 8 {
+				cl.Sizes = append(cl.Sizes, int64(binary.BigEndian.Uint64(payload[i:])))
+			}
+		case call.Property:
+			cl.Value = payload
 		}
 	})
 }

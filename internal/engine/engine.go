@@ -191,6 +191,46 @@ func (e *Engine) Apply(g *Group, sync bool) error {
 	return err
 }
 
+// CompactRange compacts the keys in r (every key when both bounds are
+// nil).
+func (e *Engine) CompactRange(r backend.Range) error {
+	return wrap(e.db.CompactRange(util.Range{Start: r.Start, Limit: r.Limit}))
+}
+
+// SizeOf returns the approximate bytes on disk of each range.
+func (e *Engine) SizeOf(ranges []backend.Range) ([]int64, error) {
+	// goleveldb reads a nil Limit as the empty key; an unbounded range
+	// ends just past the last key.
+	var end []byte
+	rs := make([]util.Range, len(ranges))
+	for i, r := range ranges {
+		rs[i] = util.Range{Start: r.Start, Limit: r.Limit}
+		if r.Limit == nil {
+			if end == nil {
+				it := e.db.NewIterator(nil, nil)
+				if it.Last() {
+					end = append(append([]byte{}, it.Key()...), 0)
+				} else {
+					end = []byte{}
+				}
+				it.Release()
+			}
+			rs[i].Limit = end
+		}
+	}
+	sizes, err := e.db.SizeOf(rs)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return []int64(sizes), nil
+}
+
+// Property returns goleveldb's property name.
+func (e *Engine) Property(name string) (string, error) {
+	v, err := e.db.GetProperty(name)
+	return v, wrap(err)
+}
+
 // Snapshot is a frozen view of the engine.
 type Snapshot struct {
 	s *leveldb.Snapshot

@@ -326,6 +326,28 @@ func (c *conn) handle(t wire.Type, id uint32, body []byte) error {
 		c.respond(id, c.openWatch(req), nil)
 	case wire.TWatchClose:
 		c.closeWatch(id)
+	case wire.TCompact:
+		// Long: on a worker, as DeleteRange.
+		rng := backend.Range{Start: clone(req.Range.Start), Limit: clone(req.Range.Limit)}
+		c.out.Flush()
+		c.bgSlots <- struct{}{}
+		c.bg.Add(1)
+		go func() {
+			defer func() { <-c.bgSlots; c.bg.Done() }()
+			code, msg := wire.CodeOf(c.eng.CompactRange(rng))
+			c.out.Queue(func(b []byte) []byte { return wire.AppendResponse(b, id, code, msg) })
+			c.out.Flush()
+		}()
+	case wire.TSizeOf:
+		sizes, err := c.eng.SizeOf(req.Ranges)
+		var body []byte
+		for _, n := range sizes {
+			body = binary.BigEndian.AppendUint64(body, uint64(n))
+		}
+		c.respond(id, err, body)
+	case wire.TProperty:
+		v, err := c.eng.Property(string(req.Key))
+		c.respond(id, err, []byte(v))
 	default:
 		return fmt.Errorf("%w: %v", errUnexpected, t)
 	}

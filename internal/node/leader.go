@@ -112,6 +112,16 @@ func (l *leader) exec(ctx context.Context, c *call.Call) {
 	case call.Status:
 		c.Finish(func(c *call.Call) { c.Status = l.host.Status() })
 		return
+	case call.Compact:
+		err = l.eng.CompactRange(c.Range)
+	case call.SizeOf:
+		sizes, err := l.eng.SizeOf(c.Ranges)
+		c.Finish(func(c *call.Call) { c.Sizes, c.Err = sizes, err })
+		return
+	case call.Property:
+		v, err := l.eng.Property(string(c.Key))
+		c.Finish(func(c *call.Call) { c.Value, c.Err = []byte(v), err })
+		return
 	default:
 		err = fmt.Errorf("party: a call of kind %d cannot run on the engine", c.Kind)
 	}

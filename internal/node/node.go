@@ -19,6 +19,7 @@ package node
 import (
 	"context"
 	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -258,6 +259,59 @@ func (n *Node) Status(ctx context.Context) (backend.Status, error) {
 		return backend.Status{}, err
 	}
 	return c.Status, nil
+}
+
+// CompactRange compacts the keys in r on the leader.
+func (n *Node) CompactRange(ctx context.Context, r backend.Range) error {
+	if err := checkSize(r.Start, r.Limit, nil); err != nil {
+		return err
+	}
+	if l := n.leading(); l != nil {
+		return l.eng.CompactRange(r)
+	}
+	c := call.New(call.Compact)
+	c.Range = r
+	return n.do(ctx, c)
+}
+
+// SizeOf returns the approximate bytes on disk of each range, from the
+// leader.
+func (n *Node) SizeOf(ctx context.Context, ranges []backend.Range) ([]int64, error) {
+	if len(ranges) > wire.MaxSizeOfRanges {
+		return nil, fmt.Errorf("party: SizeOf of %d ranges: at most %d at once", len(ranges), wire.MaxSizeOfRanges)
+	}
+	size := 0
+	for _, r := range ranges {
+		size += len(r.Start) + len(r.Limit) + 2*binary.MaxVarintLen64 + 1
+	}
+	if size > wire.MaxFrame {
+		return nil, fmt.Errorf("%w: ranges of %d bytes", backend.ErrTooLarge, size)
+	}
+	if l := n.leading(); l != nil {
+		return l.eng.SizeOf(ranges)
+	}
+	c := call.New(call.SizeOf)
+	c.Ranges = ranges
+	if err := n.do(ctx, c); err != nil {
+		return nil, err
+	}
+	return c.Sizes, nil
+}
+
+// Property returns a property of the leader's engine.
+func (n *Node) Property(ctx context.Context, name string) (string, error) {
+	if err := checkSize([]byte(name), nil, nil); err != nil {
+		return "", err
+	}
+	if l := n.leading(); l != nil {
+		return l.eng.Property(name)
+	}
+	c := call.New(call.Property)
+	c.Key = []byte(name)
+	if err := n.do(ctx, c); err != nil {
+		return "", err
+	}
+	return string(c.Value), nil
 }
 
 // write returns a new write call with this handle's write options.

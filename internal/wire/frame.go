@@ -61,6 +61,9 @@ const (
 	TWatchOpen            // watch u32, range; answered once the watch is registered
 	TWatchClose           // empty (id: the watch); not answered
 	TWatchEvent           // flags u8, records (id: the watch); leader to follower
+	TCompact              // range; answered once compacted
+	TSizeOf               // count u16, ranges; answered with count × u64
+	TProperty             // name string; answered with the value
 
 	typeEnd // first unknown type
 )
@@ -68,7 +71,7 @@ const (
 var typeNames = [...]string{"invalid", "get", "has", "put", "delete", "batch", "delete-range",
 	"snapshot", "snapshot-release", "iter-open", "iter-seek", "iter-credit", "iter-close",
 	"status", "response", "iter-batch", "tx-begin", "tx-commit", "tx-discard", "tx-resolve",
-	"watch-open", "watch-close", "watch-event"}
+	"watch-open", "watch-close", "watch-event", "compact", "size-of", "property"}
 
 func (t Type) String() string {
 	if t < typeEnd {

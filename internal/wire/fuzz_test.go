@@ -79,7 +79,8 @@ func FuzzReader(f *testing.F) {
 
 // isRequestType reports whether t is sent by followers.
 func isRequestType(t Type) bool {
-	return t >= TGet && t <= TStatus || t >= TTxBegin && t <= TTxResolve || t == TWatchOpen || t == TWatchClose
+	return t >= TGet && t <= TStatus || t >= TTxBegin && t <= TTxResolve || t == TWatchOpen || t == TWatchClose ||
+		t >= TCompact && t <= TProperty
 }
 
 // FuzzDecodeRequest decodes an arbitrary body as each request type.

@@ -29,11 +29,12 @@ type Request struct {
 	Credit  uint32
 	Iter    uint32 // TIterOpen: the iterator id the follower chose
 	Holder  [16]byte
-	Lease   uint32        // TTxCommit, TTxDiscard: the lease id the leader gave
-	Seq     uint64        // TTxCommit, TTxResolve: the holder's commit number
-	Done    []uint64      // TTxCommit: numbers of the holder's commits whose records may go
-	Timeout time.Duration // TTxBegin: how long the lease may stay open
-	Watch   uint32        // TWatchOpen: the watch id the follower chose
+	Lease   uint32          // TTxCommit, TTxDiscard: the lease id the leader gave
+	Seq     uint64          // TTxCommit, TTxResolve: the holder's commit number
+	Done    []uint64        // TTxCommit: numbers of the holder's commits whose records may go
+	Timeout time.Duration   // TTxBegin: how long the lease may stay open
+	Watch   uint32          // TWatchOpen: the watch id the follower chose
+	Ranges  []backend.Range // TSizeOf
 }
 
 // AppendRequest appends r as a whole frame to dst.
@@ -92,10 +93,22 @@ func AppendRequest(dst []byte, r *Request) []byte {
 	case TWatchOpen:
 		dst = binary.BigEndian.AppendUint32(dst, r.Watch)
 		dst = appendRange(dst, r.Range)
+	case TCompact:
+		dst = appendRange(dst, r.Range)
+	case TSizeOf:
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(r.Ranges)))
+		for _, rg := range r.Ranges {
+			dst = appendRange(dst, rg)
+		}
+	case TProperty:
+		dst = appendBytes(dst, r.Key)
 	}
 	FinishFrame(dst, start)
 	return dst
 }
+
+// MaxSizeOfRanges bounds the ranges of one size-of request.
+const MaxSizeOfRanges = 1024
 
 // MaxTxDone bounds the finished commits one tx-commit names.
 const MaxTxDone = 256
@@ -180,6 +193,21 @@ func DecodeRequest(t Type, id uint32, body []byte, r *Request) error {
 		r.Watch = d.u32()
 		r.Range = d.rng()
 	case TWatchClose:
+	case TCompact:
+		r.Range = d.rng()
+	case TSizeOf:
+		n := d.u16()
+		if n > MaxSizeOfRanges {
+			d.fail("%d ranges, limit %d", n, MaxSizeOfRanges)
+		}
+		for range n {
+			if d.err != nil {
+				break
+			}
+			r.Ranges = append(r.Ranges, d.rng())
+		}
+	case TProperty:
+		r.Key = d.bytes()
 	default:
 		return fmt.Errorf("%w: %v is not a request", ErrUnknownType, t)
 	}

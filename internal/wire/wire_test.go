@@ -90,13 +90,17 @@ func sampleRequests() []Request {
 		{Type: TWatchOpen, ID: 25, Watch: 3, Range: backend.Range{Start: bin, Limit: []byte{0xff}}},
 		{Type: TWatchOpen, ID: 26, Watch: 0xffffffff},
 		{Type: TWatchClose, ID: 3},
+		{Type: TCompact, ID: 27, Range: backend.Range{Start: []byte("a")}},
+		{Type: TSizeOf, ID: 28, Ranges: []backend.Range{{}, {Start: bin, Limit: []byte{0xff}}, {Limit: []byte{}}}},
+		{Type: TSizeOf, ID: 29},
+		{Type: TProperty, ID: 30, Key: []byte("leveldb.stats")},
 	}
 }
 
 // requestTypes are the types a follower sends.
 var requestTypes = []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot,
 	TSnapshotRelease, TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus,
-	TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose}
+	TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose, TCompact, TSizeOf, TProperty}
 
 // sameBytes compares byte strings, nil and empty being equal.
 func sameBytes(a, b []byte) bool { return bytes.Equal(a, b) }
@@ -146,6 +150,15 @@ func requestDiff(want, got *Request) string {
 	if want.Iter != got.Iter {
 		d = append(d, fmt.Sprintf("iter %d != %d", got.Iter, want.Iter))
 	}
+	if len(want.Ranges) != len(got.Ranges) {
+		d = append(d, fmt.Sprintf("%d ranges != %d", len(got.Ranges), len(want.Ranges)))
+	} else {
+		for i := range want.Ranges {
+			if !sameBound(want.Ranges[i].Start, got.Ranges[i].Start) || !sameBound(want.Ranges[i].Limit, got.Ranges[i].Limit) {
+				d = append(d, fmt.Sprintf("range %d %v != %v", i, got.Ranges[i], want.Ranges[i]))
+			}
+		}
+	}
 	if want.Watch != got.Watch {
 		d = append(d, fmt.Sprintf("watch %d != %d", got.Watch, want.Watch))
 	}
@@ -170,7 +183,8 @@ func TestProtocolNumbers(t *testing.T) {
 	}
 	types := []Type{TGet, THas, TPut, TDelete, TBatch, TDeleteRange, TSnapshot, TSnapshotRelease,
 		TIterOpen, TIterSeek, TIterCredit, TIterClose, TStatus, TResponse, TIterBatch,
-		TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose, TWatchEvent}
+		TTxBegin, TTxCommit, TTxDiscard, TTxResolve, TWatchOpen, TWatchClose, TWatchEvent,
+		TCompact, TSizeOf, TProperty}
 	for i, typ := range types {
 		if int(typ) != i+1 {
 			t.Errorf("%v is %d, spec says %d", typ, typ, i+1)
