@@ -470,4 +470,16 @@ func TestCompact(t *testing.T) {
 	if n := strings.TrimSpace(ok(t, "", "ls", dir, "--count")); n != "3000" {
 		t.Fatalf("ls --count after compact: %s", n)
 	}
+	// status counts the tables per level, from the leader's goleveldb.
+	st := status(t, dir)
+	tables := 0
+	for _, n := range st.TablesPerLevel {
+		tables += n
+	}
+	if tables == 0 || len(st.TablesPerLevel) < 2 {
+		t.Fatalf("status tables_per_level %v after a compaction: want tables below level 0", st.TablesPerLevel)
+	}
+	if out := ok(t, "", "status", dir); !strings.Contains(out, "tables     L") {
+		t.Fatalf("status shows no tables line:\n%s", out)
+	}
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/levelparty/party"
 	"github.com/levelparty/party/cmd/party/internal/child"
 )
 
@@ -38,6 +41,10 @@ leader for a moment to answer, and says so.`,
 			if err != nil {
 				return err
 			}
+			tables, err := tablesPerLevel(ctx, db)
+			if err != nil {
+				return err
+			}
 			self := st.IsLeader || db.IsLeader()
 			others := st.Followers
 			if !self {
@@ -56,6 +63,7 @@ leader for a moment to answer, and says so.`,
 					Followers:      st.Followers,
 					OtherFollowers: others,
 					DiskBytes:      st.DiskSize,
+					TablesPerLevel: tables,
 				})
 				if err != nil {
 					return err
@@ -75,6 +83,16 @@ leader for a moment to answer, and says so.`,
 				fmt.Fprintf(&sb, "followers  %d connected, this command included\n", st.Followers)
 			}
 			fmt.Fprintf(&sb, "size       %s on disk\n", sizeString(st.DiskSize))
+			var levels []string
+			for l, n := range tables {
+				if n > 0 {
+					levels = append(levels, fmt.Sprintf("L%d %d", l, n))
+				}
+			}
+			if len(levels) == 0 {
+				levels = append(levels, "none yet (everything is in the journal)")
+			}
+			fmt.Fprintf(&sb, "tables     %s\n", strings.Join(levels, ", "))
 			_, err = io.WriteString(out, sb.String())
 			return err
 		}),
@@ -95,6 +113,32 @@ type statusJSON struct {
 	Followers      int    `json:"followers"`
 	OtherFollowers int    `json:"other_followers"` // not counting this command
 	DiskBytes      int64  `json:"disk_bytes"`
+	TablesPerLevel []int  `json:"tables_per_level"` // goleveldb's leveldb.num-files-at-level<N>
+}
+
+// maxLevels bounds the levels status asks about: goleveldb answers 0 for
+// any level past its last.
+const maxLevels = 16
+
+// tablesPerLevel asks the leader how many tables each level of goleveldb
+// holds, up to the last level that has any.
+func tablesPerLevel(ctx context.Context, db *party.DB) ([]int, error) {
+	var n []int
+	for l := range maxLevels {
+		v, err := db.Property(ctx, fmt.Sprintf("leveldb.num-files-at-level%d", l))
+		if err != nil {
+			return nil, err
+		}
+		c, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("leveldb.num-files-at-level%d: %q", l, v)
+		}
+		n = append(n, c)
+	}
+	for len(n) > 1 && n[len(n)-1] == 0 {
+		n = n[:len(n)-1]
+	}
+	return n, nil
 }
 
 // roundDuration shortens d for people: 3m12s, 1.2s, 45ms.
