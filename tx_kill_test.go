@@ -88,17 +88,7 @@ func TestTxCounterKillLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	standbys := map[int]*rbChild{}
-	standby := func() {
-		c := rbStartChild(t, exe, "lead", dir, nil)
-		if l := c.Line(t); !strings.HasPrefix(l, "leader=") {
-			t.Fatalf("standby: %s", l)
-		}
-		standbys[c.cmd.Process.Pid] = c
-	}
-	standby() // the first leader
-	standby()
-	standby()
+	standbys := rbStartStandbys(t, dir, 3)
 	var incs []*rbChild
 	for range 4 {
 		c := rbStartChild(t, exe, "txinc", dir, nil)
@@ -137,20 +127,7 @@ func TestTxCounterKillLeader(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		st, err := watch.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, ok := standbys[st.PID]
-		if !ok {
-			t.Fatalf("the leader, pid %d, is not a standby", st.PID)
-		}
-		if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-c.done
-		delete(standbys, st.PID)
-		standby()
+		standbys.killLeader(ctx, watch)
 	}
 
 	total := 0
@@ -240,4 +217,56 @@ func TestTxHolderProcess(t *testing.T) {
 			<-c.done
 		}
 	}
+}
+
+// rbStandbys are leader processes of one directory: the first leads, the
+// others wait to take over when it is killed.
+type rbStandbys struct {
+	t     *testing.T
+	dir   string
+	exe   string
+	byPID map[int]*rbChild
+}
+
+// rbStartStandbys starts n standby processes on dir; the first leads.
+func rbStartStandbys(t *testing.T, dir string, n int) *rbStandbys {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rbStandbys{t: t, dir: dir, exe: exe, byPID: map[int]*rbChild{}}
+	for range n {
+		s.add()
+	}
+	return s
+}
+
+func (s *rbStandbys) add() {
+	s.t.Helper()
+	c := rbStartChild(s.t, s.exe, "lead", s.dir, nil)
+	if l := c.Line(s.t); !strings.HasPrefix(l, "leader=") {
+		s.t.Fatalf("standby: %s", l)
+	}
+	s.byPID[c.cmd.Process.Pid] = c
+}
+
+// killLeader kills the leader (which must be a standby, as db's Status
+// names it) with SIGKILL, waits for it to die, and starts a replacement.
+func (s *rbStandbys) killLeader(ctx context.Context, db *DB) {
+	s.t.Helper()
+	st, err := db.Status(ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c, ok := s.byPID[st.PID]
+	if !ok {
+		s.t.Fatalf("the leader, pid %d, is not a standby", st.PID)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		s.t.Fatal(err)
+	}
+	<-c.done
+	delete(s.byPID, st.PID)
+	s.add()
 }

@@ -238,20 +238,7 @@ func TestWatchProcesses(t *testing.T) {
 // writer; changes keep arriving after gaps; duplicates only after a gap.
 func TestWatchKillLeader(t *testing.T) {
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	standbys := map[int]*rbChild{}
-	standby := func() {
-		c := rbStartChild(t, exe, "lead", dir, nil)
-		if l := c.Line(t); !strings.HasPrefix(l, "leader=") {
-			t.Fatalf("standby: %s", l)
-		}
-		standbys[c.cmd.Process.Pid] = c
-	}
-	standby()
-	standby()
+	standbys := rbStartStandbys(t, dir, 2)
 	const writers, n, batch = 3, 800, 5
 	ws, ww := wpStart(t, dir, writers, 2, n, batch)
 	f, err := openFollowerOnly(dir, &Options{OpenTimeout: rbWait})
@@ -260,20 +247,9 @@ func TestWatchKillLeader(t *testing.T) {
 	}
 	defer f.Close()
 	ctx := rbCtx(t)
-	for k := range 3 {
+	for range 3 {
 		time.Sleep(40 * time.Millisecond)
-		st, err := f.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, ok := standbys[st.PID]
-		if !ok {
-			t.Fatalf("kill %d: the leader, pid %d, is not a standby", k, st.PID)
-		}
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		<-c.done
-		delete(standbys, st.PID)
-		standby()
+		standbys.killLeader(ctx, f)
 	}
 	for _, c := range ws {
 		if l := c.Line(t); l != "done" {

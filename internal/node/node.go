@@ -267,7 +267,17 @@ func (n *Node) CompactRange(ctx context.Context, r backend.Range) error {
 		return err
 	}
 	if l := n.leading(); l != nil {
-		return l.eng.CompactRange(r)
+		// goleveldb's compaction takes no context: the caller stops
+		// waiting when ctx ends, and the compaction finishes by itself.
+		r := backend.Range{Start: clone(r.Start), Limit: clone(r.Limit)}
+		done := make(chan error, 1)
+		go func() { done <- l.eng.CompactRange(r) }()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	c := call.New(call.Compact)
 	c.Range = r
