@@ -136,4 +136,5 @@ func (db *DB) DeleteRange(ctx context.Context, r *Range) error {
 // answers the follower requests it has started, then closes the database
 // and releases the lock, so that the followers elect a new leader at once.
 // Close returns once every resource is released; later calls return nil.
+// On a view returned by Sublevel, Close ends the view only.
 func (db *DB) Close() error { return db.b.Close() }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/levelparty/party/internal/backend"
 	"github.com/levelparty/party/internal/node"
+	"github.com/levelparty/party/internal/sublevel"
 )
 
 // Errors returned by operations.
@@ -55,6 +56,10 @@ var (
 	// ErrIteratorReleased is returned by Iterator.Error after Release.
 	ErrIteratorReleased = errors.New("party: iterator released")
 )
+
+// ErrSublevelName is wrapped by the errors of a sublevel view whose name
+// abstract-level refuses (see DB.Sublevel).
+var ErrSublevelName = sublevel.ErrName
 
 // Errors of Open.
 var (

@@ -157,7 +157,9 @@ func (tx *Transaction) Write(ctx context.Context, b *Batch) error {
 		return nil
 	}
 	var hidden bool
-	backend.ForEachRecord(b.b.Records(), func(_ bool, k, _ []byte) { hidden = hidden || backend.Hidden(k) })
+	if !tx.db.isView() { // a view's keys are stored under its prefix
+		backend.ForEachRecord(b.b.Records(), func(_ bool, k, _ []byte) { hidden = hidden || backend.Hidden(k) })
+	}
 	if err := tx.checkWrite(ctx, nil); err != nil {
 		return err
 	}
@@ -183,7 +185,7 @@ func (tx *Transaction) checkWrite(ctx context.Context, key []byte) error {
 	if err := tx.usable(); err != nil {
 		return err
 	}
-	if backend.Hidden(key) {
+	if backend.Hidden(key) && !tx.db.isView() {
 		return hiddenKeyError()
 	}
 	return nil
