@@ -483,3 +483,87 @@ func TestCompact(t *testing.T) {
 		t.Fatalf("status shows no tables line:\n%s", out)
 	}
 }
+
+// TestSublevelFlag runs every command that takes --sublevel inside one
+// (and a nested one), while a holder process leads: keys are relative,
+// nothing outside the sublevel is read or written, dump and load copy one
+// sublevel into another, watch sees only the sublevel's changes, ls
+// --sublevels names the sublevels, and a name abstract-level refuses is a
+// usage error.
+func TestSublevelFlag(t *testing.T) {
+	dir := newDir(t)
+	ok(t, "", "put", dir, "!users", "next to the sublevel")
+	h := hold(t, dir)
+	defer h.stop(t)
+	ok(t, "", "put", dir, "--sublevel", "users", "alice", "1")
+	ok(t, "", "put", dir, "--sublevel", "users", "bob", "2")
+	ok(t, "", "put", dir, "--sublevel", "users", "--sublevel", "admins", "root", "r")
+	ok(t, "", "put", dir, "--sublevel", "sessions", "s1", "x")
+	ok(t, "", "put", dir, "!not a sublevel!k", "bad name")
+
+	if got := ok(t, "", "get", dir, "--sublevel", "users", "alice"); got != "1\n" {
+		t.Errorf("get --sublevel users alice: %q", got)
+	}
+	fails(t, 1, []string{"not found"}, "", "get", dir, "--sublevel", "sessions", "alice")
+	if got := ok(t, "", "has", dir, "--sublevel", "users", "--sublevel", "admins", "root"); got != "true\n" {
+		t.Errorf("has in a nested sublevel: %q", got)
+	}
+	ok(t, "", "del", dir, "--sublevel", "users", "bob")
+	if got, want := ok(t, "", "ls", dir, "--sublevel", "users"), "!admins!root\tr\nalice\t1\n"; got != want {
+		t.Errorf("ls --sublevel users:\n%s\nwant:\n%s", got, want)
+	}
+	if got, want := ok(t, "", "ls", dir, "--sublevel", "users", "--sublevel", "admins"), "root\tr\n"; got != want {
+		t.Errorf("ls of a nested sublevel: %q, want %q", got, want)
+	}
+	if got, want := ok(t, "", "ls", dir, "--sublevels"), "sessions\nusers\n"; got != want {
+		t.Errorf("ls --sublevels: %q, want %q", got, want)
+	}
+	if got, want := ok(t, "", "ls", dir, "--sublevels", "--sublevel", "users", "--json"), "{\"sublevel\":\"admins\"}\n"; got != want {
+		t.Errorf("ls --sublevels inside users: %q, want %q", got, want)
+	}
+
+	// dump one sublevel, load it into another.
+	dump := ok(t, "", "dump", dir, "--sublevel", "users")
+	ok(t, dump, "load", "-q", dir, "--sublevel", "copy")
+	if got, want := ok(t, "", "ls", dir, "--sublevel", "copy"), "!admins!root\tr\nalice\t1\n"; got != want {
+		t.Errorf("a sublevel loaded from another's dump:\n%s\nwant:\n%s", got, want)
+	}
+	if got := ok(t, "", "get", dir, "!copy!!admins!root"); got != "r\n" {
+		t.Errorf("the loaded nested key is not stored at !copy!!admins!root: %q", got)
+	}
+
+	// watch inside a sublevel: a change next to it never shows.
+	cmd := exec.Command(partyBin, "watch", dir, "--sublevel", "users", "--count", "1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(30 * time.Second)
+	for waiting := true; waiting; {
+		ok(t, "", "put", dir, "!users", "outside")
+		ok(t, "", "put", dir, "--sublevel", "sessions", "s2", "outside")
+		ok(t, "", "put", dir, "--sublevel", "users", "ping", "p")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("party watch --sublevel: %v; stderr %q", err, stderr.String())
+			}
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("party watch --sublevel printed nothing; stderr %q", stderr.String())
+		}
+	}
+	if got := stdout.String(); got != "put\tping\tp\n" {
+		t.Errorf("party watch --sublevel users printed %q, want the sublevel's put only", got)
+	}
+
+	fails(t, 2, []string{"--sublevel", `"a b"`, "'#'"}, "", "put", dir, "--sublevel", "a b", "k", "v")
+	fails(t, 2, []string{"sublevels"}, "", "ls", dir, "--sublevels", "--prefix", "x")
+	if got := ok(t, "", "get", dir, "!users"); got != "outside\n" {
+		t.Errorf("the key next to the sublevel: %q", got)
+	}
+}

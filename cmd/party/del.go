@@ -10,6 +10,7 @@ import (
 
 func newDelCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var sync bool
 	cmd := &cobra.Command{
 		Use:   "del DIR KEY",
@@ -23,12 +24,13 @@ func newDelCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withDB(cmd, g, args[0], openOpts{sync: sync}, func(ctx context.Context, db *party.DB) error {
+			return withDB(cmd, g, args[0], openOpts{sync: sync, sublevel: sf}, func(ctx context.Context, db *party.DB) error {
 				return db.Delete(ctx, key)
 			})
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&sync, "sync", false, "have the leader fsync the delete before acknowledging it")
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")
 	return cmd

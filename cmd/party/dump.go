@@ -21,6 +21,7 @@ key_hex/value_hex. load accepts any of the three forms on any line.`
 
 func newDumpCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var rf rangeFlags
 	var quiet bool
 	cmd := &cobra.Command{
@@ -45,11 +46,11 @@ leader's current data.
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{})
+			handle, db, err := openView(g, args[0], openOpts{sublevel: sf})
 			if err != nil {
 				return err
 			}
-			defer closeDB(db, &err)
+			defer closeDB(handle, &err)
 			var w io.Writer = cmd.OutOrStdout()
 			name := "stdout"
 			if len(args) == 2 && args[1] != "-" {
@@ -88,6 +89,7 @@ leader's current data.
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	rf.register(cmd.Flags())
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")

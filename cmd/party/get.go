@@ -12,6 +12,7 @@ import (
 
 func newGetCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var asJSON, raw bool
 	cmd := &cobra.Command{
 		Use:   "get DIR KEY",
@@ -31,7 +32,7 @@ newline. Exits with 1 if the key is absent.`,
 				return err
 			}
 			var v []byte
-			err = withDB(cmd, g, args[0], openOpts{}, func(ctx context.Context, db *party.DB) (err error) {
+			err = withDB(cmd, g, args[0], openOpts{sublevel: sf}, func(ctx context.Context, db *party.DB) (err error) {
 				v, err = db.Get(ctx, key)
 				return err
 			})
@@ -56,6 +57,7 @@ newline. Exits with 1 if the key is absent.`,
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"key":...,"value":...} (see 'party dump --help' for the format)`)
 	cmd.Flags().BoolVar(&raw, "raw", false, "write the value's bytes exactly, with no escaping and no newline")
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")

@@ -12,6 +12,7 @@ import (
 
 func newHasCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "has DIR KEY",
@@ -29,7 +30,7 @@ if not, so that scripts can test it.`,
 				return err
 			}
 			var ok bool
-			err = withDB(cmd, g, args[0], openOpts{}, func(ctx context.Context, db *party.DB) (err error) {
+			err = withDB(cmd, g, args[0], openOpts{sublevel: sf}, func(ctx context.Context, db *party.DB) (err error) {
 				ok, err = db.Has(ctx, key)
 				return err
 			})
@@ -57,6 +58,7 @@ if not, so that scripts can test it.`,
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, `print {"key":...,"found":true|false}`)
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")
 	return cmd

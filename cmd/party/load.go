@@ -16,6 +16,7 @@ import (
 
 func newLoadCmd(g *globals) *cobra.Command {
 	var quiet, sync bool
+	var sf sublevelFlag
 	var batchEntries, batchBytes int
 	cmd := &cobra.Command{
 		Use:   "load DIR [FILE]",
@@ -54,11 +55,11 @@ is printed on stderr otherwise, or with --quiet.
 				}
 				r = f
 			}
-			db, err := openDB(g, args[0], openOpts{create: true, sync: sync})
+			handle, db, err := openView(g, args[0], openOpts{create: true, sync: sync, sublevel: sf})
 			if err != nil {
 				return err
 			}
-			defer closeDB(db, &err)
+			defer closeDB(handle, &err)
 			l := &loader{
 				cmd: cmd, g: g, db: db, maxEntries: batchEntries, maxBytes: batchBytes,
 				prog: newProgress(cmd.ErrOrStderr(), quiet, "loaded", total),
@@ -83,6 +84,7 @@ is printed on stderr otherwise, or with --quiet.
 		}),
 	}
 	fs := cmd.Flags()
+	sf.register(fs)
 	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	fs.BoolVar(&sync, "sync", false, "have the leader fsync each batch before acknowledging it")
 	fs.IntVar(&batchEntries, "batch-entries", 1000, "write at most this many entries per batch")

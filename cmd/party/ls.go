@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/levelparty/party"
+	"github.com/levelparty/party/internal/sublevel"
 )
 
 // rangeFlags select a range of keys: --prefix, --start and --end.
@@ -119,8 +121,9 @@ func scan(ctx context.Context, db *party.DB, o scanOpts, fn func(k, v []byte) er
 
 func newLsCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var rf rangeFlags
-	var reverse, keysOnly, valuesOnly, count, asJSON bool
+	var reverse, keysOnly, valuesOnly, count, asJSON, sublevels bool
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "ls DIR",
@@ -131,12 +134,19 @@ newline inside a key never breaks a line.
 
 --prefix, --start and --end combine: the keys listed have the prefix and lie
 in [start, end). --json prints JSON Lines in the format of 'party dump',
-which 'party load' reads.`,
+which 'party load' reads.
+
+--sublevel NAME lists inside a sublevel, with keys relative to it, as Node's
+db.sublevel(NAME) shows them (repeat it for a nested sublevel). --sublevels
+lists the names of the sublevels found (inside --sublevel, the nested ones),
+one per line, jumping over each sublevel's keys rather than reading them.`,
 		Example: `  party ls /tmp/db
   party ls /tmp/db --prefix user/ --limit 10
   party ls /tmp/db --start b --end d --reverse --keys-only
   party ls /tmp/db --prefix user/ --count
-  party ls /tmp/db --hex --json`,
+  party ls /tmp/db --hex --json
+  party ls /tmp/db --sublevels
+  party ls /tmp/db --sublevel users --prefix a`,
 		Args: cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) (err error) {
 			if limit < 0 {
@@ -147,11 +157,14 @@ which 'party load' reads.`,
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{})
+			handle, db, err := openView(g, args[0], openOpts{sublevel: sf})
 			if err != nil {
 				return err
 			}
-			defer closeDB(db, &err)
+			defer closeDB(handle, &err)
+			if sublevels {
+				return listSublevels(cmd, g, db, limit, asJSON)
+			}
 			parts := keyAndValue
 			switch {
 			case keysOnly:
@@ -199,6 +212,7 @@ which 'party load' reads.`,
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	rf.register(cmd.Flags())
 	fs := cmd.Flags()
 	fs.BoolVar(&reverse, "reverse", false, "list in reverse key order")
@@ -207,7 +221,44 @@ which 'party load' reads.`,
 	fs.BoolVar(&valuesOnly, "values-only", false, "print values only")
 	fs.BoolVar(&count, "count", false, "print only the number of entries")
 	fs.BoolVar(&asJSON, "json", false, "print JSON Lines (see 'party dump --help' for the format)")
+	fs.BoolVar(&sublevels, "sublevels", false, "print the names of the sublevels found instead of entries")
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")
-	cmd.MarkFlagsMutuallyExclusive("keys-only", "values-only", "count")
+	cmd.MarkFlagsMutuallyExclusive("keys-only", "values-only", "count", "sublevels")
+	for _, f := range []string{"reverse", "prefix", "start", "end"} {
+		cmd.MarkFlagsMutuallyExclusive(f, "sublevels")
+	}
 	return cmd
+}
+
+// listSublevels prints the names of the sublevels in db: for each, it
+// seeks to the first key after the sublevel, so the time it takes grows
+// with the number of sublevels, not of keys.
+func listSublevels(cmd *cobra.Command, g *globals, db *party.DB, limit int, asJSON bool) error {
+	ctx, cancel := opContext(cmd, g)
+	defer cancel()
+	it := db.NewIterator(ctx, party.BytesPrefix([]byte{sublevel.Separator}))
+	defer it.Release()
+	out := bufio.NewWriter(cmd.OutOrStdout())
+	n := 0
+	ok := it.First()
+	for ok && (limit == 0 || n < limit) {
+		name, isSub := sublevel.Name(it.Key())
+		if !isSub {
+			ok = it.Next()
+			continue
+		}
+		if asJSON {
+			b, _ := json.Marshal(map[string]string{"sublevel": name})
+			out.Write(append(b, '\n'))
+		} else {
+			out.WriteString(name + "\n")
+		}
+		n++
+		// "!name\"" is the first key after every key of the sublevel.
+		ok = it.Seek([]byte(string(sublevel.Separator) + name + string(sublevel.Separator+1)))
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return out.Flush()
 }

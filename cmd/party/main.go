@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/levelparty/party"
 	"github.com/levelparty/party/cmd/party/internal/bench"
+	"github.com/levelparty/party/internal/sublevel"
 )
 
 // Exit codes.
@@ -194,8 +196,50 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 
 // openOpts say how a command opens a database.
 type openOpts struct {
-	create bool // the command may create the database
-	sync   bool // fsync every write before it is acknowledged
+	create   bool         // the command may create the database
+	sync     bool         // fsync every write before it is acknowledged
+	sublevel sublevelFlag // the command works inside this sublevel
+}
+
+// sublevelFlag is --sublevel, repeated for a nested sublevel.
+type sublevelFlag []string
+
+func (s *sublevelFlag) register(fs *pflag.FlagSet) {
+	fs.StringArrayVar((*[]string)(s), "sublevel", nil,
+		"work inside the sublevel `NAME`, as Node's db.sublevel(NAME) (repeat for a nested one)")
+}
+
+// check refuses a name abstract-level refuses, before anything is opened.
+func (s sublevelFlag) check() error {
+	var prefix []byte
+	for _, name := range s {
+		var err error
+		if prefix, err = sublevel.Prefix(prefix, name); err != nil {
+			return usageErrorf("--sublevel: %s", strings.TrimPrefix(err.Error(), "party: "))
+		}
+	}
+	return nil
+}
+
+// of returns db's view of the sublevel.
+func (s sublevelFlag) of(db *party.DB) *party.DB {
+	for _, name := range s {
+		db = db.Sublevel(name)
+	}
+	return db
+}
+
+// openView opens the database in dir and returns the handle, which the
+// caller closes, and the view the command works on: the handle, or its
+// sublevel with --sublevel.
+func openView(g *globals, dir string, o openOpts) (handle, view *party.DB, err error) {
+	if err := o.sublevel.check(); err != nil {
+		return nil, nil, err
+	}
+	if handle, err = openDB(g, dir, o); err != nil {
+		return nil, nil, err
+	}
+	return handle, o.sublevel.of(handle), nil
 }
 
 // openDB joins the participants of the database in dir.
@@ -242,14 +286,14 @@ func opContext(cmd *cobra.Command, g *globals) (context.Context, context.CancelF
 // withDB opens the database in dir, runs one operation bounded by
 // --timeout, and closes the database, keeping the first error.
 func withDB(cmd *cobra.Command, g *globals, dir string, o openOpts, op func(ctx context.Context, db *party.DB) error) (err error) {
-	db, err := openDB(g, dir, o)
+	handle, view, err := openView(g, dir, o)
 	if err != nil {
 		return err
 	}
-	defer closeDB(db, &err)
+	defer closeDB(handle, &err)
 	ctx, cancel := opContext(cmd, g)
 	defer cancel()
-	return op(ctx, db)
+	return op(ctx, view)
 }
 
 // closeDB closes db and keeps the first error.

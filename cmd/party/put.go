@@ -15,6 +15,7 @@ import (
 
 func newPutCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var sync bool
 	cmd := &cobra.Command{
 		Use:   "put DIR KEY VALUE",
@@ -44,12 +45,13 @@ and newlines around it are ignored then).`,
 			} else if value, err = f.decode("VALUE", args[2]); err != nil {
 				return err
 			}
-			return withDB(cmd, g, args[0], openOpts{create: true, sync: sync}, func(ctx context.Context, db *party.DB) error {
+			return withDB(cmd, g, args[0], openOpts{create: true, sync: sync, sublevel: sf}, func(ctx context.Context, db *party.DB) error {
 				return db.Put(ctx, key, value)
 			})
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&sync, "sync", false, "have the leader fsync the write before acknowledging it")
 	cmd.MarkFlagsMutuallyExclusive("hex", "base64")
 	return cmd

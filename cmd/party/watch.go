@@ -12,6 +12,7 @@ import (
 
 func newWatchCmd(g *globals) *cobra.Command {
 	var cf codecFlags
+	var sf sublevelFlag
 	var rf rangeFlags
 	var asJSON bool
 	var count int
@@ -43,11 +44,11 @@ bounds how long it waits to join the database.`,
 			if err != nil {
 				return err
 			}
-			db, err := openDB(g, args[0], openOpts{})
+			handle, db, err := openView(g, args[0], openOpts{sublevel: sf})
 			if err != nil {
 				return err
 			}
-			defer closeDB(db, &err)
+			defer closeDB(handle, &err)
 			ctx := cmd.Context()
 			wctx, cancel := opContext(cmd, g)
 			w, err := db.Watch(wctx, rng)
@@ -89,6 +90,7 @@ bounds how long it waits to join the database.`,
 		}),
 	}
 	cf.register(cmd.Flags())
+	sf.register(cmd.Flags())
 	rf.register(cmd.Flags())
 	fs := cmd.Flags()
 	fs.BoolVar(&asJSON, "json", false, `print JSON Lines with an "op" field`)
