@@ -82,6 +82,13 @@
 // ErrWatchGap, never silence, when changes may have been missed. See
 // Watcher.
 //
+// # Sublevels
+//
+// DB.Sublevel gives a namespace inside the database, stored with Node's
+// abstract-level layout ("!name!" + key), so Go and Node programs sharing
+// a directory see the same sublevels. A view's methods take and return
+// relative keys and never reach outside it.
+//
 // # Contexts
 //
 // Every method that takes a context returns within that context, plus a
