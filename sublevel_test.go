@@ -372,6 +372,15 @@ func TestSublevelWatchTxClose(t *testing.T) {
 		if v, err := a.Get(ctx, hidden); err != nil || string(v) != "4" {
 			t.Errorf("%s: view's key under the hidden prefix = %q, %v", who, v, err)
 		}
+		// SizeOf and CompactRange take relative ranges: nil is the sublevel.
+		vs, err := a.SizeOf(ctx, nil)
+		must(t, err)
+		hs, err := h.SizeOf(ctx, BytesPrefix([]byte("!a!")))
+		must(t, err)
+		if vs[0] != hs[0] {
+			t.Errorf("%s: view SizeOf(nil) = %d, handle SizeOf(!a!) = %d", who, vs[0], hs[0])
+		}
+		must(t, a.CompactRange(ctx, nil))
 		must(t, h.DeleteRange(ctx, nil))
 
 		// Close ends the view only.
