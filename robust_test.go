@@ -965,9 +965,11 @@ func TestRobustTooLarge(t *testing.T) {
 	// A memtable that holds the largest value spares the test a 64 MiB
 	// compaction, which is slow under the race detector.
 	lo := &opt.Options{WriteBuffer: 2 * wire.MaxFrame, Compression: opt.NoCompression}
-	leader := rbOpen(t, dir, &Options{LevelDB: lo})
+	// Replaying a 64 MiB journal under the race detector on a loaded
+	// machine can take longer than the default OpenTimeout.
+	leader := rbOpen(t, dir, &Options{LevelDB: lo, OpenTimeout: 2 * time.Minute})
 	flog := &rbLog{}
-	follower := rbOpen(t, dir, &Options{Logger: flog.Logger()})
+	follower := rbOpen(t, dir, &Options{Logger: flog.Logger(), OpenTimeout: 2 * time.Minute})
 	keeper := rbNewKeeper(t, leader, follower)
 	ctx := rbCtx(t)
 	huge := make([]byte, wire.MaxFrame+1)
@@ -1141,9 +1143,11 @@ func TestRobustTooLargeStored(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	leader := rbOpen(t, dir, &Options{LevelDB: lo})
+	// Replaying a 64 MiB journal under the race detector on a loaded
+	// machine can take longer than the default OpenTimeout.
+	leader := rbOpen(t, dir, &Options{LevelDB: lo, OpenTimeout: 2 * time.Minute})
 	flog := &rbLog{}
-	follower := rbOpen(t, dir, &Options{Logger: flog.Logger()})
+	follower := rbOpen(t, dir, &Options{Logger: flog.Logger(), OpenTimeout: 2 * time.Minute})
 	keeper := rbNewKeeper(t, leader, follower)
 	ctx := rbCtx(t)
 	if _, err := follower.Get(ctx, []byte("big")); !errors.Is(err, ErrTooLarge) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -424,14 +425,37 @@ func TestWatch(t *testing.T) {
 		}
 	}
 
-	// Interrupted, it ends cleanly.
+	// Interrupted, it ends cleanly. The interrupt is sent once the watch
+	// printed a change, so its handler is installed (a sleep was not
+	// enough on a loaded machine).
 	cmd := exec.Command(partyBin, "watch", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	printed := make(chan struct{})
+	go func() {
+		r := bufio.NewReader(stdout)
+		if _, err := r.ReadString('\n'); err == nil {
+			close(printed)
+		}
+		io.Copy(io.Discard, r)
+	}()
+	for waiting, deadline := true, time.After(30*time.Second); waiting; {
+		ok(t, "", "put", dir, "k/ping", "p")
+		select {
+		case <-printed:
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("party watch printed nothing; stderr %q", stderr.String())
+		}
+	}
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("party watch after SIGINT: %v; stderr %q", err, stderr.String())
