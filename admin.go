@@ -3,7 +3,7 @@ package party
 import (
 	"context"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // CompactRange compacts the keys in r (every key if r is nil) on the

@@ -1,6 +1,6 @@
 package party
 
-import "github.com/levelparty/party/internal/backend"
+import "github.com/levelparty/party/backend"
 
 // Batch is a sequence of puts and deletes that Write applies atomically.
 // It copies keys and values as they are added. The zero value is an empty

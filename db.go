@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/node"
 )
 
@@ -68,6 +68,19 @@ func open(dir string, o *Options, followOnly bool) (*DB, error) {
 		return nil, err
 	}
 	return &DB{dir: abs, b: n, txTimeout: opts.txTimeout(), noRetry: opts.NoRetry}, nil
+}
+
+// OpenBackend returns a handle whose operations run on b: it is how a
+// backend in another module (such as partyetcd, for an etcd cluster)
+// offers party's API. Of o, only TxTimeout and NoRetry apply; b was
+// configured by its maker. Most programs call Open or the backend's own
+// Open function instead. Dir returns "" on such a handle.
+func OpenBackend(b backend.Backend, o *Options) *DB {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	return &DB{b: b, txTimeout: opts.txTimeout(), noRetry: opts.NoRetry}
 }
 
 // Dir returns the absolute path of the database directory.

@@ -3,7 +3,7 @@ package party
 import (
 	"errors"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/node"
 	"github.com/levelparty/party/internal/sublevel"
 )
@@ -36,7 +36,16 @@ var (
 	// before it could learn whether it was applied. It is the one case in
 	// which an error from Commit does not mean "not applied".
 	ErrCommitUnknown = backend.ErrCommitUnknown
+	// ErrTxConflict is wrapped, with ErrTxAborted, by the error of a
+	// transaction on an optimistic backend (etcd) that was not applied
+	// because what it read changed before its commit. Update runs its
+	// function again.
+	ErrTxConflict = backend.ErrTxConflict
 )
+
+// ErrNotSupported is wrapped by the error of an operation the backend
+// cannot do (CompactRange, SizeOf and Property on etcd).
+var ErrNotSupported = backend.ErrNotSupported
 
 // Errors of failover.
 var (

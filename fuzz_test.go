@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/wire"
 )
 

@@ -5,7 +5,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // position is where an iterator stands, as in goleveldb.

@@ -1,6 +1,6 @@
 package party
 
-import "github.com/levelparty/party/internal/backend"
+import "github.com/levelparty/party/backend"
 
 // Range is a range of keys: Start inclusive, Limit exclusive. A nil Start
 // begins at the first key; a nil Limit runs to the last. A nil *Range is

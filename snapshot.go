@@ -3,7 +3,7 @@ package party
 import (
 	"context"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Snapshot is a frozen view of the database. On a follower it lives on the

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/txn"
 )
 
@@ -27,6 +27,13 @@ import (
 //
 // Its writes stay in this process until Commit: Put, Delete and Write
 // cost no round trip. A Transaction is not safe for concurrent use.
+//
+// On a handle of an optimistic backend (partyetcd), nothing waits: a
+// transaction reads one consistent state, and Commit applies its writes
+// only if nothing it read (keys, and the ranges its iterators covered)
+// has changed since, failing otherwise with an error wrapping
+// ErrTxConflict and ErrTxAborted, nothing applied. Transactions are
+// serializable either way.
 type Transaction struct {
 	db    *DB
 	lease backend.Lease
@@ -77,7 +84,7 @@ func (tx *Transaction) Get(ctx context.Context, key []byte) ([]byte, error) {
 		}
 		return v, nil
 	}
-	v, err := tx.db.b.Get(ctx, key)
+	v, err := tx.lease.Get(ctx, key)
 	if lerr := tx.lease.Err(); lerr != nil {
 		// Read after the lease ended: maybe on another leader, with
 		// other participants' writes. The transaction cannot use it.
@@ -94,7 +101,7 @@ func (tx *Transaction) Has(ctx context.Context, key []byte) (bool, error) {
 	if _, deleted, found := tx.ov.Get(key); found {
 		return !deleted, nil
 	}
-	ok, err := tx.db.b.Has(ctx, key)
+	ok, err := tx.lease.Has(ctx, key)
 	if lerr := tx.lease.Err(); lerr != nil {
 		return false, lerr
 	}
@@ -124,7 +131,7 @@ func (t txReader) NewCursor(ctx context.Context, r backend.Range) (backend.Curso
 	if err := tx.usable(); err != nil {
 		return nil, err
 	}
-	base, err := tx.db.b.NewCursor(ctx, r)
+	base, err := tx.lease.NewCursor(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -234,9 +241,9 @@ func (tx *Transaction) end(why error) {
 
 // Update runs fn in a transaction and commits it if fn returns nil. An
 // error from fn discards the transaction and is returned. When the leader
-// is lost before the commit applied, the transaction was aborted with
-// nothing applied, and Update runs fn again, on the next leader (unless
-// Options.NoRetry is set): fn must therefore act only through tx, and may
+// is lost before the commit applied, or an optimistic commit met a
+// conflict, the transaction was aborted with nothing applied, and Update
+// runs fn again (unless Options.NoRetry is set): fn must therefore act only through tx, and may
 // run more than once. Update's nil means one run of fn was committed,
 // exactly once.
 func (db *DB) Update(ctx context.Context, fn func(tx *Transaction) error) error {
@@ -273,5 +280,5 @@ func runTx(tx *Transaction, fn func(tx *Transaction) error) error {
 // retryable reports whether err means a transaction was aborted, with
 // nothing applied, because its leader was lost.
 func retryable(err error) bool {
-	return errors.Is(err, ErrTxAborted) && errors.Is(err, ErrLeaderLost) && !errors.Is(err, ErrCommitUnknown)
+	return errors.Is(err, ErrTxAborted) && (errors.Is(err, ErrLeaderLost) || errors.Is(err, ErrTxConflict)) && !errors.Is(err, ErrCommitUnknown)
 }

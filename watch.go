@@ -3,7 +3,7 @@ package party
 import (
 	"context"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Change is one put or delete of a committed write, as a Watcher delivers

@@ -3,7 +3,7 @@ package engine
 import (
 	"bytes"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // TestWatchTotalBounded checks that the watches of an engine hold at most

@@ -24,7 +24,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/sock"
 	"github.com/levelparty/party/internal/wire"

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/wire"
 )

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/engine"
 	"github.com/levelparty/party/internal/wire"
 )

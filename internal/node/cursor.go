@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/client"
 	"github.com/levelparty/party/internal/engine"
 )

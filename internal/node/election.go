@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/client"
 	"github.com/levelparty/party/internal/lock"

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/client"
 	"github.com/levelparty/party/internal/engine"
@@ -38,7 +38,7 @@ func (n *Node) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, 
 			if err != nil {
 				return nil, err
 			}
-			return &localLease{n: n, l: l}, nil
+			return &localLease{Reader: n, n: n, l: l}, nil
 		}
 		start := time.Now()
 		cl := call.New(call.TxBegin)
@@ -46,7 +46,7 @@ func (n *Node) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, 
 		err = r.conn.Do(ctx, cl)
 		switch {
 		case err == nil:
-			return &remoteLease{n: n, conn: r.conn, id: cl.LeaseID, deadline: start.Add(timeout), timeout: timeout}, nil
+			return &remoteLease{Reader: n, n: n, conn: r.conn, id: cl.LeaseID, deadline: start.Add(timeout), timeout: timeout}, nil
 		case errors.Is(err, client.ErrConnLost):
 			if err := n.afterLoss(false); err != nil {
 				return nil, err
@@ -63,8 +63,10 @@ func (n *Node) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, 
 	}
 }
 
-// localLease is the lease on this handle's own engine.
+// localLease is the lease on this handle's own engine. Its reads are
+// the handle's plain reads, which the lease keeps still.
 type localLease struct {
+	backend.Reader
 	n *Node
 	l *engine.Lease
 }
@@ -84,8 +86,10 @@ func (x *localLease) Commit(ctx context.Context, b *backend.Batch) error {
 
 func (x *localLease) Release() { x.l.Release(fmt.Errorf("%w: discarded", backend.ErrTxAborted)) }
 
-// remoteLease is the lease held on the leader through a connection.
+// remoteLease is the lease held on the leader through a connection. Its
+// reads are the handle's plain reads, which the lease keeps still.
 type remoteLease struct {
+	backend.Reader
 	n        *Node
 	conn     *client.Conn
 	id       uint32

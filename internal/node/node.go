@@ -27,7 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/call"
 	"github.com/levelparty/party/internal/client"
 	"github.com/levelparty/party/internal/engine"

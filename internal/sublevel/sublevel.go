@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Separator is abstract-level's default sublevel separator.
@@ -246,24 +246,30 @@ func (v *View) GetSnapshot(ctx context.Context) (backend.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{s: s, v: v}, nil
+	return &snapshot{reader{s, v}, s}, nil
 }
 
 type snapshot struct {
+	reader
 	s backend.Snapshot
-	v *View
 }
 
-func (s *snapshot) Get(ctx context.Context, key []byte) ([]byte, error) {
-	return s.s.Get(ctx, s.v.key(key))
+// reader reads a Reader of stored keys with the view's relative keys.
+type reader struct {
+	rd backend.Reader
+	v  *View
 }
 
-func (s *snapshot) Has(ctx context.Context, key []byte) (bool, error) {
-	return s.s.Has(ctx, s.v.key(key))
+func (r reader) Get(ctx context.Context, key []byte) ([]byte, error) {
+	return r.rd.Get(ctx, r.v.key(key))
 }
 
-func (s *snapshot) NewCursor(ctx context.Context, r backend.Range) (backend.Cursor, error) {
-	return newCursor(ctx, s.s, s.v, r)
+func (r reader) Has(ctx context.Context, key []byte) (bool, error) {
+	return r.rd.Has(ctx, r.v.key(key))
+}
+
+func (r reader) NewCursor(ctx context.Context, rg backend.Range) (backend.Cursor, error) {
+	return newCursor(ctx, r.rd, r.v, rg)
 }
 
 func (s *snapshot) Release() { s.s.Release() }
@@ -314,17 +320,21 @@ func (v *View) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, 
 	if err != nil {
 		return nil, err
 	}
-	return lease{l, v}, nil
+	return lease{reader{l, v}, l}, nil
 }
 
 type lease struct {
-	backend.Lease
-	v *View
+	reader
+	l backend.Lease
 }
 
+func (l lease) Err() error { return l.l.Err() }
+
 func (l lease) Commit(ctx context.Context, b *backend.Batch) error {
-	return l.Lease.Commit(ctx, l.v.batch(b))
+	return l.l.Commit(ctx, l.v.batch(b))
 }
+
+func (l lease) Release() { l.l.Release() }
 
 // Watch implements backend.Backend: the changes under the prefix, with
 // relative keys.

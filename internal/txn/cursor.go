@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Cursor merges a cursor of the database with a transaction's writes in

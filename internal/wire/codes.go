@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Code is the outcome carried by a TResponse or TIterBatch.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Fuzz targets for everything that decodes bytes from a peer. Each checks

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Magic opens both halves of the handshake, so that a peer that is not

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // Flags of write requests.

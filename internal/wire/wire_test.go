@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/levelparty/party/internal/backend"
+	"github.com/levelparty/party/backend"
 )
 
 // frameOf builds a raw frame of any type, valid or not.

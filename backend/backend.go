@@ -130,16 +130,27 @@ type Watcher interface {
 	Close()
 }
 
-// Lease is the transaction lease held by this handle. Reads made while it
-// is held see a state no other participant changes; Err tells whether that
-// is still so.
+// Lease is a transaction of this handle: the reads it makes and the
+// commit of its writes. A backend gives it one of two meanings:
+//
+//   - pessimistic (the local backend): the database's one lease; while it
+//     is held no write of any other participant applies, so its reads see
+//     a still state, and Err tells whether that is still so;
+//   - optimistic (etcd): nothing is held; its reads see one consistent
+//     state, what they saw is recorded, and Commit applies the batch only
+//     if none of it has changed since, failing with ErrTxConflict
+//     otherwise.
 type Lease interface {
+	// Reader reads the database as the transaction sees it (without the
+	// transaction's own writes, which the caller keeps).
+	Reader
 	// Err returns nil while the lease is held, and afterwards why it
 	// ended: an error wrapping ErrTxAborted (and ErrLeaderLost when the
-	// leader was lost).
+	// leader was lost, or ErrTxConflict when what it read has changed).
 	Err() error
 	// Commit applies b atomically, exactly once, and ends the lease. Nil
-	// means applied; an error wrapping ErrTxAborted means not applied,
+	// means applied; an error wrapping ErrTxAborted means not applied
+	// (wrapping ErrTxConflict too when what the transaction read changed),
 	// even when the leader was lost after the commit was sent (the next
 	// leader is asked). Only when ctx ends, or the handle is closed,
 	// before the outcome is known does it return an error wrapping

@@ -19,6 +19,11 @@ var (
 	// ErrHiddenKey: a write names a key under the prefix party keeps for
 	// its own records.
 	ErrHiddenKey = errors.New("party: key under the prefix party reserves")
+	// ErrTxConflict: an optimistic transaction was not applied because
+	// what it read changed before its commit (wrapped with ErrTxAborted).
+	ErrTxConflict = errors.New("party: transaction conflict")
+	// ErrNotSupported: the backend cannot do this operation.
+	ErrNotSupported = errors.New("party: not supported by this backend")
 )
 
 // Errors of failover.
