@@ -1,0 +1,198 @@
+package partyetcd
+
+import (
+	"context"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/levelparty/party/backend"
+)
+
+// Page sizes of a cursor: a short scan reads a short page; a long one
+// doubles its pages up to the largest.
+const (
+	firstPage = 16
+	lastPage  = 1024
+)
+
+// NewCursor implements backend.Reader: a cursor at the current revision.
+func (s *store) NewCursor(ctx context.Context, r backend.Range) (backend.Cursor, error) {
+	rev, err := s.revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.cursorAt(r, rev, nil), nil
+}
+
+// cursorAt returns a cursor over r at rev. seen, if not nil, is told every
+// key the cursor returns (a transaction's read set).
+func (s *store) cursorAt(r backend.Range, rev int64, seen func(key string, modRev int64)) *cursor {
+	return &cursor{s: s, sp: s.span(r), rev: rev, seen: seen}
+}
+
+// cursor reads a range at one revision, a page at a time.
+type cursor struct {
+	s    *store
+	sp   span
+	rev  int64
+	seen func(key string, modRev int64)
+
+	page     []*mvccpb.KeyValue
+	i        int
+	more     bool // keys past the page in the direction
+	backward bool
+	size     int64 // the next page's size
+}
+
+// Seek implements backend.Cursor.
+func (c *cursor) Seek(ctx context.Context, mode backend.SeekMode, key []byte) ([]byte, []byte, bool, error) {
+	sp := c.sp
+	switch mode {
+	case backend.SeekGE:
+		sp.start = max(sp.start, c.s.key(key))
+	case backend.SeekAfter:
+		sp.start = max(sp.start, c.s.key(key)+"\x00")
+	case backend.SeekBefore:
+		sp.end = minEnd(sp.end, c.s.key(key))
+	}
+	c.backward = mode.Backward()
+	c.size = firstPage
+	return c.fetch(ctx, sp)
+}
+
+// Next implements backend.Cursor.
+func (c *cursor) Next(ctx context.Context) ([]byte, []byte, bool, error) {
+	if c.i < len(c.page) {
+		c.i++
+	}
+	if c.i < len(c.page) {
+		return c.at()
+	}
+	if !c.more || len(c.page) == 0 {
+		return nil, nil, false, nil
+	}
+	last := string(c.page[len(c.page)-1].Key)
+	sp := c.sp
+	if c.backward {
+		sp.end = last
+	} else {
+		sp.start = last + "\x00"
+	}
+	return c.fetch(ctx, sp)
+}
+
+// fetch reads the first page of sp in the cursor's direction, skipping
+// party's own keys, and returns its first entry.
+func (c *cursor) fetch(ctx context.Context, sp span) ([]byte, []byte, bool, error) {
+	for {
+		c.page, c.i, c.more = nil, 0, false
+		if sp.empty() {
+			return nil, nil, false, nil
+		}
+		order := clientv3.SortAscend
+		if c.backward {
+			order = clientv3.SortDescend
+		}
+		var resp *clientv3.GetResponse
+		err := c.s.do(ctx, func(ctx context.Context) (err error) {
+			resp, err = c.s.cli.Get(ctx, sp.start, clientv3.WithRange(sp.etcdEnd()), clientv3.WithRev(c.rev),
+				clientv3.WithLimit(c.size), clientv3.WithSort(clientv3.SortByKey, order))
+			return err
+		})
+		if err != nil {
+			return nil, nil, false, err
+		}
+		c.size = min(2*c.size, lastPage)
+		c.more = resp.More
+		for _, kv := range resp.Kvs {
+			if !backend.Hidden(kv.Key[len(c.s.prefix):]) {
+				c.page = append(c.page, kv)
+			}
+		}
+		if len(c.page) > 0 || !c.more || len(resp.Kvs) == 0 {
+			return c.at()
+		}
+		// A page of party's own keys only: go on past it.
+		last := string(resp.Kvs[len(resp.Kvs)-1].Key)
+		if c.backward {
+			sp.end = last
+		} else {
+			sp.start = last + "\x00"
+		}
+	}
+}
+
+// at returns the entry at the cursor.
+func (c *cursor) at() ([]byte, []byte, bool, error) {
+	if c.i >= len(c.page) {
+		return nil, nil, false, nil
+	}
+	kv := c.page[c.i]
+	if c.seen != nil {
+		c.seen(string(kv.Key), kv.ModRevision)
+	}
+	v := kv.Value
+	if v == nil {
+		v = []byte{}
+	}
+	return kv.Key[len(c.s.prefix):], v, true, nil
+}
+
+// Release implements backend.Cursor.
+func (c *cursor) Release() {}
+
+// GetSnapshot implements backend.Backend: a revision.
+func (s *store) GetSnapshot(ctx context.Context) (backend.Snapshot, error) {
+	rev, err := s.revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{s: s, rev: rev}, nil
+}
+
+// snapshot reads at one revision.
+type snapshot struct {
+	s   *store
+	rev int64
+
+	mu       sync.Mutex
+	released bool
+}
+
+func (sn *snapshot) check() error {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.released {
+		return backend.ErrSnapshotReleased
+	}
+	return nil
+}
+
+func (sn *snapshot) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := sn.check(); err != nil {
+		return nil, err
+	}
+	return sn.s.get(ctx, key, sn.rev)
+}
+
+func (sn *snapshot) Has(ctx context.Context, key []byte) (bool, error) {
+	if err := sn.check(); err != nil {
+		return false, err
+	}
+	return sn.s.has(ctx, key, sn.rev, nil)
+}
+
+func (sn *snapshot) NewCursor(_ context.Context, r backend.Range) (backend.Cursor, error) {
+	if err := sn.check(); err != nil {
+		return nil, err
+	}
+	return sn.s.cursorAt(r, sn.rev, nil), nil
+}
+
+func (sn *snapshot) Release() {
+	sn.mu.Lock()
+	sn.released = true
+	sn.mu.Unlock()
+}

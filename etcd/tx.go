@@ -1,0 +1,209 @@
+package partyetcd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/levelparty/party/backend"
+)
+
+// Optimistic transactions. A transaction reads at the revision it began
+// at and records what it read: each key with its mod revision, each range
+// its iterators covered. Commit is one etcd transaction whose comparisons
+// check that none of it changed: each key's mod revision is the one read,
+// no key in a range was modified after the revision, and, when it
+// iterated, that no delete was made through party since (etcd's range
+// comparisons do not see deleted keys, so deletes move a clock key).
+//
+// A commit is applied exactly once. It writes a record, a key of party's
+// named by this handle and the commit's number, and requires the record
+// to be absent. When the answer to a commit is lost, the handle writes the
+// record itself if it is still absent (a fence): if that succeeds, the
+// commit can never apply; if the record is there, the commit applied.
+// Records whose outcome the handle knows are deleted by its next commits.
+
+// maxDone bounds the records one commit deletes.
+const maxDone = 32
+
+// Record values: a commit writes the first, a fence the second.
+const (
+	recordApplied = ""
+	recordFenced  = "fenced"
+)
+
+// Lock implements backend.Backend: an optimistic transaction, which holds
+// nothing.
+func (s *store) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, error) {
+	rev, err := s.revision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &txLease{s: s, rev: rev, deadline: time.Now().Add(timeout), reads: map[string]int64{}}, nil
+}
+
+type txLease struct {
+	s        *store
+	rev      int64
+	deadline time.Time
+
+	mu    sync.Mutex
+	reads map[string]int64 // stored key → mod revision read (0: absent)
+	spans []span           // ranges iterated
+	ended error
+}
+
+// Err implements backend.Lease.
+func (l *txLease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended == nil && time.Now().After(l.deadline) {
+		l.ended = fmt.Errorf("%w: open longer than its TxTimeout", backend.ErrTxAborted)
+	}
+	return l.ended
+}
+
+func (l *txLease) read(key string, modRev int64) {
+	l.mu.Lock()
+	l.reads[key] = modRev
+	l.mu.Unlock()
+}
+
+// Get implements backend.Reader, at the transaction's revision.
+func (l *txLease) Get(ctx context.Context, key []byte) ([]byte, error) {
+	v, modRev, err := l.s.getRev(ctx, key, l.rev)
+	if err == nil || errors.Is(err, backend.ErrNotFound) {
+		l.read(l.s.key(key), modRev)
+	}
+	return v, err
+}
+
+// Has implements backend.Reader, at the transaction's revision.
+func (l *txLease) Has(ctx context.Context, key []byte) (bool, error) {
+	return l.s.has(ctx, key, l.rev, l.read)
+}
+
+// NewCursor implements backend.Reader, at the transaction's revision.
+func (l *txLease) NewCursor(_ context.Context, r backend.Range) (backend.Cursor, error) {
+	l.mu.Lock()
+	l.spans = append(l.spans, l.s.visible(l.s.span(r))...)
+	l.mu.Unlock()
+	return l.s.cursorAt(r, l.rev, nil), nil
+}
+
+// Release implements backend.Lease.
+func (l *txLease) Release() {
+	l.mu.Lock()
+	if l.ended == nil {
+		l.ended = fmt.Errorf("%w: discarded", backend.ErrTxAborted)
+	}
+	l.mu.Unlock()
+}
+
+// Commit implements backend.Lease.
+func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.ended = fmt.Errorf("%w: committed", backend.ErrTxAborted)
+	reads, spans := l.reads, l.spans
+	l.mu.Unlock()
+	s := l.s
+	if err := s.check(); err != nil {
+		return err
+	}
+	ops, _, err := s.ops(b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", backend.ErrTxAborted, err)
+	}
+	var cmps []clientv3.Cmp
+	for k, modRev := range reads {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", modRev))
+	}
+	for _, sp := range spans {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(sp.start), "<", l.rev+1).WithRange(sp.etcdEnd()))
+	}
+	if len(spans) > 0 {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.clock), "<", l.rev+1))
+	}
+	record, done := s.nextRecord()
+	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(record), "=", 0))
+	ops = append(ops, clientv3.OpPut(record, recordApplied))
+	for _, d := range done {
+		ops = append(ops, clientv3.OpDelete(d))
+	}
+
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	switch {
+	case err == nil && resp.Succeeded:
+		s.learn(append(done, record)...)
+		return nil
+	case err == nil:
+		s.learn(done...) // not deleted: still to do
+		return fmt.Errorf("%w: %w: what the transaction read changed before its commit", backend.ErrTxAborted, backend.ErrTxConflict)
+	case !transient(err) && ctx.Err() == nil && s.check() == nil:
+		// Refused by the cluster: nothing applied.
+		s.learn(done...)
+		return fmt.Errorf("%w: %w", backend.ErrTxAborted, s.convert(ctx, err))
+	}
+	// The answer was lost: settle the outcome.
+	applied, rerr := s.settle(ctx, record)
+	if rerr != nil {
+		return fmt.Errorf("%w: %w (commit sent, answer lost: %v)", backend.ErrCommitUnknown, rerr, err)
+	}
+	s.learn(append(done, record)...)
+	if !applied {
+		return fmt.Errorf("%w: %w: the commit's answer was lost and it did not apply: %v", backend.ErrTxAborted, backend.ErrLeaderLost, err)
+	}
+	return nil
+}
+
+// settle decides the outcome of the commit that writes record: it writes
+// the record as fenced if it is absent, so that the commit can never
+// apply, or reads it.
+func (s *store) settle(ctx context.Context, record string) (applied bool, err error) {
+	err = s.do(ctx, func(ctx context.Context) error {
+		resp, err := s.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(record), "=", 0)).
+			Then(clientv3.OpPut(record, recordFenced)).
+			Else(clientv3.OpGet(record)).Commit()
+		if err != nil {
+			return err
+		}
+		if resp.Succeeded {
+			applied = false
+			return nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		applied = len(kvs) == 1 && string(kvs[0].Value) == recordApplied
+		return nil
+	})
+	return applied, err
+}
+
+// nextRecord returns the key of the next commit's record, and records of
+// earlier commits that it may delete.
+func (s *store) nextRecord() (string, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], s.seq)
+	n := min(len(s.known), maxDone)
+	done := s.known[len(s.known)-n:]
+	s.known = s.known[: len(s.known)-n : len(s.known)-n]
+	return s.hidden + string(s.holder[:]) + string(b[:]), done
+}
+
+// learn adds records whose outcome is known, to be deleted.
+func (s *store) learn(records ...string) {
+	s.mu.Lock()
+	s.known = append(s.known, records...)
+	s.mu.Unlock()
+}
