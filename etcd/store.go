@@ -149,7 +149,7 @@ func (s *store) convert(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, rpctypes.ErrTooManyOps):
-		return fmt.Errorf("partyetcd: %w: the batch has more distinct keys than the cluster allows in one transaction (etcd server flag --max-txn-ops, 128 by default); nothing was written", err)
+		return fmt.Errorf("%w: %w: the batch has more distinct keys (or the transaction read more) than the cluster allows in one transaction (etcd server flag --max-txn-ops, 128 by default); nothing was written", backend.ErrTooLarge, err)
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
 		return fmt.Errorf("%w: %w: the request is larger than the cluster accepts (etcd server flag --max-request-bytes, 1.5 MiB by default); nothing was written", backend.ErrTooLarge, err)
 	case errors.Is(err, rpctypes.ErrNoSpace):
