@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 // memberConfig is what a member child process is told.
 type memberConfig struct {
 	Name, Dir, Client, Peer, Cluster, State string
+	Quota                                   int64 // --quota-backend-bytes; 0: etcd's default
 }
 
 // runMember runs one etcd member until its stdin closes (the test ended or
@@ -61,6 +62,7 @@ func runMember(js string) int {
 	// fire from a busy scheduler, and a killed leader must be replaced
 	// within a second or two.
 	cfg.TickMs, cfg.ElectionMs = 100, 1000
+	cfg.QuotaBackendBytes = mc.Quota
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -111,6 +113,13 @@ func freePorts(t *testing.T, n int) []int {
 // newCluster starts n members and waits until they serve.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
+	return newClusterQuota(t, n, 0)
+}
+
+// newClusterQuota starts n members with a database quota and waits until
+// they serve.
+func newClusterQuota(t *testing.T, n int, quota int64) *cluster {
+	t.Helper()
 	c := &cluster{t: t}
 	ports := freePorts(t, 2*n)
 	dir := t.TempDir()
@@ -122,6 +131,7 @@ func newCluster(t *testing.T, n int) *cluster {
 			Client: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			Peer:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 			State:  "new",
+			Quota:  quota,
 		}}
 		initial = append(initial, m.cfg.Name+"="+m.cfg.Peer)
 		c.members = append(c.members, m)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -154,6 +155,8 @@ func (s *store) convert(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w: the request is larger than the cluster accepts (etcd server flag --max-request-bytes, 1.5 MiB by default); nothing was written", backend.ErrTooLarge, err)
 	case errors.Is(err, rpctypes.ErrNoSpace):
 		return fmt.Errorf("partyetcd: %w: the cluster's database is full (etcd server flag --quota-backend-bytes): compact and defragment it (etcdctl compact, defrag, alarm disarm) or raise the quota", err)
+	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
+		return fmt.Errorf("%w: %w: the request is larger than etcd's client sends (clientv3.Config.MaxCallSendMsgSize, 2 MiB by default; the server's --max-request-bytes bounds it too); nothing was written", backend.ErrTooLarge, err)
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("%w: %w: etcd compacted the revision this read needed", backend.ErrSnapshotLost, err)
 	}
