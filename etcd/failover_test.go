@@ -16,15 +16,16 @@ import (
 // killLeaders kills the etcd leader member, lets the cluster elect
 // another, restarts the killed member, and does it again: times kills in
 // all, every pause apart, while the test's load runs.
-func (c *cluster) killLeaders(t *testing.T, times int, pause time.Duration) {
+func (c *testCluster) killLeaders(t *testing.T, times int, pause time.Duration) {
 	t.Helper()
 	for range times {
 		time.Sleep(pause)
-		l := c.leader()
+		l, err := c.Leader()
+		must(t, err)
 		t.Logf("killing leader member m%d", l)
-		c.kill(l)
+		c.Kill(l)
 		time.Sleep(pause)
-		c.restart(l)
+		must(t, c.Restart(l))
 	}
 }
 

@@ -72,7 +72,7 @@ func TestLimits(t *testing.T) {
 		t.Errorf("Status of a 1-member cluster: %+v, %v", st, err)
 	}
 
-	if _, err := Open(c.config(), "", nil); err == nil || !strings.Contains(err.Error(), "empty prefix") {
+	if _, err := Open(c.Config(), "", nil); err == nil || !strings.Contains(err.Error(), "empty prefix") {
 		t.Errorf("Open with an empty prefix: %v", err)
 	}
 	start := time.Now()
