@@ -18,12 +18,17 @@ const (
 )
 
 // NewCursor implements backend.Reader: a cursor at the current revision.
+// The read that learns the revision also reads the range's first page,
+// which a first move to First uses: a short scan costs one round trip.
 func (s *store) NewCursor(ctx context.Context, r backend.Range) (backend.Cursor, error) {
-	rev, err := s.revision(ctx)
+	c := s.cursorAt(r, 0, nil)
+	c.size = firstPage
+	resp, err := c.get(ctx, c.sp)
 	if err != nil {
 		return nil, err
 	}
-	return s.cursorAt(r, rev, nil), nil
+	c.rev, c.pre = resp.Header.Revision, resp
+	return c, nil
 }
 
 // cursorAt returns a cursor over r at rev. seen, if not nil, is told every
@@ -39,6 +44,7 @@ type cursor struct {
 	rev  int64
 	seen func(key string, modRev int64)
 
+	pre      *clientv3.GetResponse // the first page forward, read by NewCursor
 	page     []*mvccpb.KeyValue
 	i        int
 	more     bool // keys past the page in the direction
@@ -59,7 +65,14 @@ func (c *cursor) Seek(ctx context.Context, mode backend.SeekMode, key []byte) ([
 	}
 	c.backward = mode.Backward()
 	c.size = firstPage
-	return c.fetch(ctx, sp)
+	if pre := c.pre; pre != nil {
+		c.pre = nil
+		if mode == backend.SeekFirst {
+			c.size = min(2*c.size, lastPage)
+			return c.fetch(ctx, sp, pre)
+		}
+	}
+	return c.fetch(ctx, sp, nil)
 }
 
 // Next implements backend.Cursor.
@@ -80,31 +93,40 @@ func (c *cursor) Next(ctx context.Context) ([]byte, []byte, bool, error) {
 	} else {
 		sp.start = last + "\x00"
 	}
-	return c.fetch(ctx, sp)
+	return c.fetch(ctx, sp, nil)
 }
 
-// fetch reads the first page of sp in the cursor's direction, skipping
-// party's own keys, and returns its first entry.
-func (c *cursor) fetch(ctx context.Context, sp span) ([]byte, []byte, bool, error) {
+// get reads a page of sp in the cursor's direction, at its revision (at
+// the latest while it has none).
+func (c *cursor) get(ctx context.Context, sp span) (resp *clientv3.GetResponse, err error) {
+	order := clientv3.SortAscend
+	if c.backward {
+		order = clientv3.SortDescend
+	}
+	err = c.s.do(ctx, func(ctx context.Context) (err error) {
+		resp, err = c.s.cli.Get(ctx, sp.start, clientv3.WithRange(sp.etcdEnd()), clientv3.WithRev(c.rev),
+			clientv3.WithLimit(c.size), clientv3.WithSort(clientv3.SortByKey, order))
+		return err
+	})
+	return resp, err
+}
+
+// fetch reads the first page of sp in the cursor's direction (or takes
+// resp, already read), skipping party's own keys, and returns its first
+// entry.
+func (c *cursor) fetch(ctx context.Context, sp span, resp *clientv3.GetResponse) ([]byte, []byte, bool, error) {
 	for {
 		c.page, c.i, c.more = nil, 0, false
 		if sp.empty() {
 			return nil, nil, false, nil
 		}
-		order := clientv3.SortAscend
-		if c.backward {
-			order = clientv3.SortDescend
+		if resp == nil {
+			var err error
+			if resp, err = c.get(ctx, sp); err != nil {
+				return nil, nil, false, err
+			}
+			c.size = min(2*c.size, lastPage)
 		}
-		var resp *clientv3.GetResponse
-		err := c.s.do(ctx, func(ctx context.Context) (err error) {
-			resp, err = c.s.cli.Get(ctx, sp.start, clientv3.WithRange(sp.etcdEnd()), clientv3.WithRev(c.rev),
-				clientv3.WithLimit(c.size), clientv3.WithSort(clientv3.SortByKey, order))
-			return err
-		})
-		if err != nil {
-			return nil, nil, false, err
-		}
-		c.size = min(2*c.size, lastPage)
 		c.more = resp.More
 		for _, kv := range resp.Kvs {
 			if !backend.Hidden(kv.Key[len(c.s.prefix):]) {
@@ -121,6 +143,7 @@ func (c *cursor) fetch(ctx context.Context, sp span) ([]byte, []byte, bool, erro
 		} else {
 			sp.start = last + "\x00"
 		}
+		resp = nil
 	}
 }
 
