@@ -2,6 +2,7 @@ package partyetcd
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -197,14 +198,19 @@ func (sn *snapshot) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := sn.check(); err != nil {
 		return nil, err
 	}
-	return sn.s.get(ctx, key, sn.rev)
+	v, _, _, err := sn.s.getAt(ctx, key, sn.rev, false)
+	return v, err
 }
 
 func (sn *snapshot) Has(ctx context.Context, key []byte) (bool, error) {
 	if err := sn.check(); err != nil {
 		return false, err
 	}
-	return sn.s.has(ctx, key, sn.rev, nil)
+	_, modRev, _, err := sn.s.getAt(ctx, key, sn.rev, true)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	return modRev != 0, err
 }
 
 func (sn *snapshot) NewCursor(_ context.Context, r backend.Range) (backend.Cursor, error) {

@@ -165,67 +165,51 @@ func (s *store) convert(ctx context.Context, err error) error {
 
 // Get implements backend.Reader.
 func (s *store) Get(ctx context.Context, key []byte) ([]byte, error) {
-	return s.get(ctx, key, 0)
-}
-
-// get reads key at rev (0: the latest).
-func (s *store) get(ctx context.Context, key []byte, rev int64) ([]byte, error) {
-	v, _, err := s.getRev(ctx, key, rev)
+	v, _, _, err := s.getAt(ctx, key, 0, false)
 	return v, err
-}
-
-// getRev reads key at rev (0: the latest) and returns its value and mod
-// revision (0 when absent).
-func (s *store) getRev(ctx context.Context, key []byte, rev int64) ([]byte, int64, error) {
-	if backend.Hidden(key) {
-		return nil, 0, backend.ErrNotFound
-	}
-	var resp *clientv3.GetResponse
-	err := s.do(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.cli.Get(ctx, s.key(key), clientv3.WithRev(rev))
-		return err
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, 0, backend.ErrNotFound
-	}
-	kv := resp.Kvs[0]
-	v := kv.Value
-	if v == nil {
-		v = []byte{}
-	}
-	return v, kv.ModRevision, nil
 }
 
 // Has implements backend.Reader.
 func (s *store) Has(ctx context.Context, key []byte) (bool, error) {
-	return s.has(ctx, key, 0, nil)
-}
-
-// has reports whether key is present at rev (0: the latest), without
-// reading its value; seen, if not nil, is told its mod revision.
-func (s *store) has(ctx context.Context, key []byte, rev int64, seen func(key string, modRev int64)) (bool, error) {
-	if backend.Hidden(key) {
+	_, modRev, _, err := s.getAt(ctx, key, 0, true)
+	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
+	return modRev != 0, err
+}
+
+// getAt reads key at rev (0: the latest; without its value if keyOnly)
+// and returns its value, its mod revision and the revision read at. An
+// absent key is ErrNotFound, with the revision read at.
+func (s *store) getAt(ctx context.Context, key []byte, rev int64, keyOnly bool) (v []byte, modRev, at int64, err error) {
+	if backend.Hidden(key) {
+		return nil, 0, rev, backend.ErrNotFound
+	}
+	opts := []clientv3.OpOption{clientv3.WithRev(rev)}
+	if keyOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
 	var resp *clientv3.GetResponse
-	err := s.do(ctx, func(ctx context.Context) (err error) {
-		resp, err = s.cli.Get(ctx, s.key(key), clientv3.WithRev(rev), clientv3.WithKeysOnly())
+	err = s.do(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.cli.Get(ctx, s.key(key), opts...)
 		return err
 	})
 	if err != nil {
-		return false, err
+		return nil, 0, 0, err
 	}
-	var modRev int64
-	if len(resp.Kvs) > 0 {
-		modRev = resp.Kvs[0].ModRevision
+	at = resp.Header.Revision
+	if rev != 0 {
+		at = rev
 	}
-	if seen != nil {
-		seen(s.key(key), modRev)
+	if len(resp.Kvs) == 0 {
+		return nil, 0, at, backend.ErrNotFound
 	}
-	return len(resp.Kvs) > 0, nil
+	kv := resp.Kvs[0]
+	v = kv.Value
+	if v == nil {
+		v = []byte{}
+	}
+	return v, kv.ModRevision, at, nil
 }
 
 // checkWrite refuses party's own keys.

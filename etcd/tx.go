@@ -38,21 +38,20 @@ const (
 )
 
 // Lock implements backend.Backend: an optimistic transaction, which holds
-// nothing.
+// nothing. Its revision is that of its first read.
 func (s *store) Lock(ctx context.Context, timeout time.Duration) (backend.Lease, error) {
-	rev, err := s.revision(ctx)
-	if err != nil {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
-	return &txLease{s: s, rev: rev, deadline: time.Now().Add(timeout), reads: map[string]int64{}}, nil
+	return &txLease{s: s, deadline: time.Now().Add(timeout), reads: map[string]int64{}}, nil
 }
 
 type txLease struct {
 	s        *store
-	rev      int64
 	deadline time.Time
 
 	mu    sync.Mutex
+	rev   int64            // the revision it reads at; 0 before its first read
 	reads map[string]int64 // stored key → mod revision read (0: absent)
 	spans []span           // ranges iterated
 	ended error
@@ -68,32 +67,71 @@ func (l *txLease) Err() error {
 	return l.ended
 }
 
-func (l *txLease) read(key string, modRev int64) {
+// revision returns the revision to read at (0 before the first read).
+func (l *txLease) revision() int64 {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.rev
+}
+
+// read records a read of key at revision at, which becomes the
+// transaction's revision if it had none.
+func (l *txLease) read(key string, modRev, at int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 {
+		l.rev = at
+	}
 	l.reads[key] = modRev
-	l.mu.Unlock()
+}
+
+// get reads key at the transaction's revision and records the read.
+func (l *txLease) get(ctx context.Context, key []byte, keyOnly bool) ([]byte, int64, error) {
+	v, modRev, at, err := l.s.getAt(ctx, key, l.revision(), keyOnly)
+	if (err == nil || errors.Is(err, backend.ErrNotFound)) && !backend.Hidden(key) {
+		l.read(l.s.key(key), modRev, at)
+	}
+	return v, modRev, err
 }
 
 // Get implements backend.Reader, at the transaction's revision.
 func (l *txLease) Get(ctx context.Context, key []byte) ([]byte, error) {
-	v, modRev, err := l.s.getRev(ctx, key, l.rev)
-	if err == nil || errors.Is(err, backend.ErrNotFound) {
-		l.read(l.s.key(key), modRev)
-	}
+	v, _, err := l.get(ctx, key, false)
 	return v, err
 }
 
 // Has implements backend.Reader, at the transaction's revision.
 func (l *txLease) Has(ctx context.Context, key []byte) (bool, error) {
-	return l.s.has(ctx, key, l.rev, l.read)
+	_, modRev, err := l.get(ctx, key, true)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	return modRev != 0, err
 }
 
 // NewCursor implements backend.Reader, at the transaction's revision.
-func (l *txLease) NewCursor(_ context.Context, r backend.Range) (backend.Cursor, error) {
+func (l *txLease) NewCursor(ctx context.Context, r backend.Range) (backend.Cursor, error) {
+	var c *cursor
+	if rev := l.revision(); rev != 0 {
+		c = l.s.cursorAt(r, rev, nil)
+	} else {
+		bc, err := l.s.NewCursor(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		c = bc.(*cursor)
+		l.mu.Lock()
+		if l.rev == 0 {
+			l.rev = c.rev
+		} else {
+			c.rev, c.pre = l.rev, nil // another read set it meanwhile
+		}
+		l.mu.Unlock()
+	}
 	l.mu.Lock()
 	l.spans = append(l.spans, l.s.visible(l.s.span(r))...)
 	l.mu.Unlock()
-	return l.s.cursorAt(r, l.rev, nil), nil
+	return c, nil
 }
 
 // Release implements backend.Lease.
@@ -112,7 +150,7 @@ func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
 	}
 	l.mu.Lock()
 	l.ended = fmt.Errorf("%w: committed", backend.ErrTxAborted)
-	reads, spans := l.reads, l.spans
+	reads, spans, rev := l.reads, l.spans, l.rev
 	l.mu.Unlock()
 	s := l.s
 	if err := s.check(); err != nil {
@@ -127,10 +165,10 @@ func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", modRev))
 	}
 	for _, sp := range spans {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(sp.start), "<", l.rev+1).WithRange(sp.etcdEnd()))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(sp.start), "<", rev+1).WithRange(sp.etcdEnd()))
 	}
 	if len(spans) > 0 {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.clock), "<", l.rev+1))
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.clock), "<", rev+1))
 	}
 	record, done := s.nextRecord()
 	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(record), "=", 0))
