@@ -12,119 +12,125 @@ import (
 	"github.com/levelparty/party/backend"
 )
 
+// maxWatchBuffer bounds the changes a watcher holds that Next has not
+// returned. Past it, the watcher stops etcd's watch, and starts it again
+// from the next revision once Next has taken half: a slow reader costs
+// neither memory nor a gap, as etcd keeps the history.
+const maxWatchBuffer = 4 << 20
+
 // Watch implements backend.Backend with etcd's watch, from the revision
 // after the current one: every write that starts after Watch returns has a
 // later revision, so it is delivered. When etcd's watch ends (a member
 // fails, the connection drops), the watcher starts a new one from the
-// revision after the last it delivered: nothing is missed or repeated.
+// revision after the last it received: nothing is missed or repeated.
 // Only when that revision was compacted does Next report ErrWatchGap.
 func (s *store) Watch(ctx context.Context, r backend.Range) (backend.Watcher, error) {
 	rev, err := s.revision(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sp := s.span(r)
-	w := &watcher{s: s, sp: sp, next: rev + 1, closed: make(chan struct{})}
-	w.start()
+	pctx, cancel := context.WithCancel(context.Background())
+	w := &watcher{s: s, sp: s.span(r), next: rev + 1, changed: make(chan struct{}), resume: make(chan struct{}, 1), cancel: cancel}
+	go w.pump(pctx)
 	return w, nil
 }
 
 type watcher struct {
-	s  *store
-	sp span
+	s      *store
+	sp     span
+	cancel context.CancelFunc // ends the pump
+	resume chan struct{}      // wakes a paused pump
 
-	mu      sync.Mutex // held by Next
-	next    int64      // the revision to watch from
-	ch      clientv3.WatchChan
-	cancel  context.CancelFunc
-	pending [][]backend.Change // writes received, not yet returned
-	gap     bool               // report ErrWatchGap before pending
-
-	closeOnce sync.Once
-	closed    chan struct{}
+	mu      sync.Mutex
+	next    int64         // the revision after the last received
+	pending []watchEntry  // received, not yet returned by Next
+	size    int           // bytes in pending
+	paused  bool          // pending is full: etcd's watch is stopped
+	closed  bool          // Close was called
+	changed chan struct{} // closed and replaced when the fields change
 }
 
-// start starts etcd's watch from w.next. WithRequireLeader ends it when
-// its member loses the cluster's leader, so that a new one is started
-// on a member that has one.
-func (w *watcher) start() {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
-	w.cancel = cancel
-	w.ch = w.s.cli.Watch(ctx, w.sp.start, clientv3.WithRange(w.sp.etcdEnd()), clientv3.WithRev(w.next))
+// watchEntry is one write's changes, or a gap.
+type watchEntry struct {
+	changes []backend.Change
+	size    int
+	gap     bool
 }
 
-// Next implements backend.Watcher.
-func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// notify wakes Next calls; w.mu is held.
+func (w *watcher) notify() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// pump runs etcd's watch from w.next into pending, starting it again when
+// it ends and stopping it while pending is full.
+func (w *watcher) pump(ctx context.Context) {
 	wait := 10 * time.Millisecond
 	for {
-		select {
-		case <-w.closed:
-			return nil, backend.ErrClosed
-		default:
-		}
-		if w.gap {
-			w.gap = false
-			return nil, backend.ErrWatchGap
-		}
-		if len(w.pending) > 0 {
-			cs := w.pending[0]
-			w.pending = w.pending[1:]
-			return cs, nil
-		}
-		var resp clientv3.WatchResponse
-		var ok bool
-		select {
-		case resp, ok = <-w.ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.closed:
-			return nil, backend.ErrClosed
-		}
-		if err := w.s.check(); err != nil {
-			return nil, err
-		}
-		switch {
-		case ok && resp.CompactRevision != 0:
-			// The revision to watch from is gone: report the gap, go on
-			// from the oldest kept.
-			w.gap = true
-			w.next = resp.CompactRevision
-			w.restart()
-			continue
-		case !ok || resp.Canceled || resp.Err() != nil:
-			// etcd's watch ended: start a new one where it stopped, after a
-			// pause so a cluster without a leader is not spun on.
-			w.restart()
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-w.closed:
-				return nil, backend.ErrClosed
-			}
+		w.mu.Lock()
+		from := w.next
+		w.mu.Unlock()
+		// WithRequireLeader ends the watch when its member loses the
+		// cluster's leader, so that the next is made on one that has one.
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		full := w.drain(w.s.cli.Watch(wctx, w.sp.start, clientv3.WithRange(w.sp.etcdEnd()), clientv3.WithRev(from)))
+		wcancel()
+		pause := time.After(wait)
+		if full {
+			pause, wait = nil, 10*time.Millisecond
+		} else {
 			wait = min(2*wait, 500*time.Millisecond)
-			continue
 		}
-		wait = 10 * time.Millisecond
-		w.add(resp)
+		select {
+		case <-pause:
+		case <-w.resume:
+		case <-ctx.Done():
+			return
+		case <-w.s.done:
+			return
+		}
 	}
 }
 
-func (w *watcher) restart() {
-	w.cancel()
-	w.start()
+// drain moves ch's changes into pending until ch ends (false) or pending
+// is full (true).
+func (w *watcher) drain(ch clientv3.WatchChan) (full bool) {
+	for resp := range ch {
+		w.mu.Lock()
+		switch {
+		case resp.CompactRevision != 0:
+			// The revision to watch from is gone: a gap, then on from the
+			// oldest kept.
+			w.pending = append(w.pending, watchEntry{gap: true})
+			w.next = resp.CompactRevision
+			w.notify()
+			w.mu.Unlock()
+			return false
+		case resp.Canceled || resp.Err() != nil:
+			w.mu.Unlock()
+			return false
+		}
+		w.add(resp)
+		over := w.size > maxWatchBuffer
+		w.paused = over
+		w.mu.Unlock()
+		if over {
+			return true
+		}
+	}
+	return false
 }
 
-// add queues the events of resp, one group per revision (one write), with
-// party's own keys left out.
+// add queues the events of resp, one entry per revision (one write), with
+// party's own keys left out; w.mu is held.
 func (w *watcher) add(resp clientv3.WatchResponse) {
 	var rev int64
+	added := false
 	for _, ev := range resp.Events {
 		kv := ev.Kv
 		if kv.ModRevision < w.next {
-			continue // delivered before a restart
+			continue // received before a restart
 		}
 		key := kv.Key[len(w.s.prefix):]
 		if backend.Hidden(key) {
@@ -132,7 +138,7 @@ func (w *watcher) add(resp clientv3.WatchResponse) {
 		}
 		if kv.ModRevision != rev {
 			rev = kv.ModRevision
-			w.pending = append(w.pending, nil)
+			w.pending = append(w.pending, watchEntry{})
 		}
 		c := backend.Change{Key: key, Value: kv.Value, Deleted: ev.Type == clientv3.EventTypeDelete}
 		if c.Deleted {
@@ -140,22 +146,76 @@ func (w *watcher) add(resp clientv3.WatchResponse) {
 		} else if c.Value == nil {
 			c.Value = []byte{}
 		}
-		last := len(w.pending) - 1
-		w.pending[last] = append(w.pending[last], c)
+		e := &w.pending[len(w.pending)-1]
+		e.changes = append(e.changes, c)
+		e.size += len(c.Key) + len(c.Value) + 32
+		w.size += len(c.Key) + len(c.Value) + 32
+		added = true
 	}
 	if n := len(resp.Events); n > 0 {
 		w.next = max(w.next, resp.Events[n-1].Kv.ModRevision+1)
 	}
+	if added {
+		w.notify()
+	}
+}
+
+// Next implements backend.Watcher.
+func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
+	for {
+		if err := w.s.check(); err != nil {
+			return nil, err
+		}
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return nil, backend.ErrClosed
+		}
+		if len(w.pending) > 0 {
+			e := w.pending[0]
+			w.pending = w.pending[1:]
+			w.size -= e.size
+			if w.paused && w.size <= maxWatchBuffer/2 {
+				w.paused = false
+				select {
+				case w.resume <- struct{}{}:
+				default:
+				}
+			}
+			w.mu.Unlock()
+			if e.gap {
+				return nil, backend.ErrWatchGap
+			}
+			return e.changes, nil
+		}
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-w.s.done:
+			return nil, backend.ErrClosed
+		}
+	}
+}
+
+// buffered returns the bytes of changes the watcher holds (for tests).
+func (w *watcher) buffered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.size
 }
 
 // Close implements backend.Watcher.
 func (w *watcher) Close() {
-	w.closeOnce.Do(func() {
-		close(w.closed)
-		w.mu.Lock()
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
 		w.cancel()
-		w.mu.Unlock()
-	})
+		w.notify()
+	}
+	w.mu.Unlock()
 }
 
 // Status implements backend.Backend with what is true of a cluster: no
