@@ -21,7 +21,10 @@
 //     its answer is lost: the handle then settles the outcome with etcd.
 //   - A watch is etcd's watch, resumed by revision across reconnects and
 //     member failures: it reports party.ErrWatchGap only when the
-//     revision it needs was compacted.
+//     revision it needs was compacted. A watcher holds at most 4 MiB of
+//     changes not yet read; past that it stops etcd's watch and resumes
+//     it from the next revision once read, so a slow reader costs
+//     neither memory nor a gap.
 //   - IsLeader is false and Elected never fires: no handle serves the
 //     others, the cluster does. Status reports the cluster: the etcd
 //     leader's member id as LeaderID, the members besides it as
