@@ -3,6 +3,7 @@ package partyetcd
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -23,8 +24,17 @@ const (
 // which a first move to First uses: a short scan costs one round trip.
 func (s *store) NewCursor(ctx context.Context, r backend.Range) (backend.Cursor, error) {
 	c := s.cursorAt(r, 0, nil)
+	parts := s.visible(c.sp)
+	if len(parts) == 0 {
+		rev, err := s.revision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.rev = rev
+		return c, nil
+	}
 	c.size = firstPage
-	resp, err := c.get(ctx, c.sp)
+	resp, err := c.get(ctx, parts[0])
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +55,7 @@ type cursor struct {
 	rev  int64
 	seen func(key string, modRev int64)
 
+	inTx     bool                  // a transaction's: a compacted revision is a conflict
 	pre      *clientv3.GetResponse // the first page forward, read by NewCursor
 	page     []*mvccpb.KeyValue
 	i        int
@@ -66,6 +77,11 @@ func (c *cursor) Seek(ctx context.Context, mode backend.SeekMode, key []byte) ([
 	}
 	c.backward = mode.Backward()
 	c.size = firstPage
+	if c.backward {
+		// etcd reads the whole range for a descending read whatever its
+		// limit: fewer, larger pages.
+		c.size = lastPage / 4
+	}
 	if pre := c.pre; pre != nil {
 		c.pre = nil
 		if mode == backend.SeekFirst {
@@ -109,43 +125,38 @@ func (c *cursor) get(ctx context.Context, sp span) (resp *clientv3.GetResponse, 
 			clientv3.WithLimit(c.size), clientv3.WithSort(clientv3.SortByKey, order))
 		return err
 	})
+	if err != nil && c.inTx && errors.Is(err, backend.ErrSnapshotLost) {
+		err = txCompacted(err)
+	}
 	return resp, err
 }
 
-// fetch reads the first page of sp in the cursor's direction (or takes
-// resp, already read), skipping party's own keys, and returns its first
-// entry.
-func (c *cursor) fetch(ctx context.Context, sp span, resp *clientv3.GetResponse) ([]byte, []byte, bool, error) {
-	for {
-		c.page, c.i, c.more = nil, 0, false
-		if sp.empty() {
-			return nil, nil, false, nil
-		}
+// fetch reads the first page of sp's keys in the cursor's direction, in
+// the parts of sp that are not party's own keys, and returns its first
+// entry. pre, if not nil, is the first part's page, already read.
+func (c *cursor) fetch(ctx context.Context, sp span, pre *clientv3.GetResponse) ([]byte, []byte, bool, error) {
+	c.page, c.i, c.more = nil, 0, false
+	parts := c.s.visible(sp)
+	if c.backward {
+		slices.Reverse(parts)
+	}
+	for i, part := range parts {
+		resp := pre
+		pre = nil
 		if resp == nil {
 			var err error
-			if resp, err = c.get(ctx, sp); err != nil {
+			if resp, err = c.get(ctx, part); err != nil {
 				return nil, nil, false, err
 			}
 			c.size = min(2*c.size, lastPage)
 		}
-		c.more = resp.More
-		for _, kv := range resp.Kvs {
-			if !backend.Hidden(kv.Key[len(c.s.prefix):]) {
-				c.page = append(c.page, kv)
-			}
-		}
-		if len(c.page) > 0 || !c.more || len(resp.Kvs) == 0 {
+		if len(resp.Kvs) > 0 {
+			c.page = resp.Kvs
+			c.more = resp.More || i < len(parts)-1
 			return c.at()
 		}
-		// A page of party's own keys only: go on past it.
-		last := string(resp.Kvs[len(resp.Kvs)-1].Key)
-		if c.backward {
-			sp.end = last
-		} else {
-			sp.start = last + "\x00"
-		}
-		resp = nil
 	}
+	return nil, nil, false, nil
 }
 
 // at returns the entry at the cursor.

@@ -21,7 +21,8 @@ import (
 
 // Open connects to the etcd cluster cfg names and returns a handle whose
 // keys are stored under prefix, which must not be empty (etcd has no empty
-// key; party's keys may be empty). It fails if no member answers within
+// key; party's keys may be empty). End it with a separator, such as "/":
+// a prefix "app" also holds the keys of a database under "app2". It fails if no member answers within
 // o.OpenTimeout (10 s by default). Of o, NoRetry, TxTimeout and
 // OpenTimeout apply. A nil cfg.Logger is replaced by one that discards.
 // Closing the handle closes the etcd client.
@@ -117,6 +118,12 @@ func transient(err error) bool {
 // with NoRetry, as party.ErrLeaderLost), and turns etcd's errors into
 // party's.
 func (s *store) do(ctx context.Context, op func(ctx context.Context) error) error {
+	return s.retry(ctx, op, s.noRetry)
+}
+
+// retry runs op, again after transient failures until ctx ends, unless
+// once, and turns etcd's errors into party's.
+func (s *store) retry(ctx context.Context, op func(ctx context.Context) error, once bool) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -126,7 +133,7 @@ func (s *store) do(ctx context.Context, op func(ctx context.Context) error) erro
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			return s.convert(ctx, err)
 		}
-		if s.noRetry {
+		if once {
 			return fmt.Errorf("%w: %w", backend.ErrLeaderLost, err)
 		}
 		select {
@@ -138,6 +145,22 @@ func (s *store) do(ctx context.Context, op func(ctx context.Context) error) erro
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// refused reports whether err means the cluster (or the client, before
+// sending) refused a request, so that it was not applied.
+func refused(err error) bool {
+	for _, e := range []error{rpctypes.ErrTooManyOps, rpctypes.ErrRequestTooLarge, rpctypes.ErrNoSpace, rpctypes.ErrDuplicateKey, rpctypes.ErrCompacted} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.InvalidArgument
+	}
+	st, _ := status.FromError(err)
+	return st.Code() == codes.InvalidArgument || (st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"))
 }
 
 // convert turns an error of etcd's client into one that says what to do.
@@ -400,7 +423,24 @@ func (s *store) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	known := s.known
+	s.known = nil
 	s.mu.Unlock()
+	// The records of commits known to have applied are not needed by
+	// anyone: delete them, if the cluster answers at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	for len(known) > 0 {
+		n := min(len(known), 100)
+		var ops []clientv3.Op
+		for _, r := range known[:n] {
+			ops = append(ops, clientv3.OpDelete(r))
+		}
+		known = known[n:]
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			break
+		}
+	}
+	cancel()
 	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("partyetcd: close: %w", err)
 	}

@@ -26,7 +26,9 @@ import (
 // to be absent. When the answer to a commit is lost, the handle writes the
 // record itself if it is still absent (a fence): if that succeeds, the
 // commit can never apply; if the record is there, the commit applied.
-// Records whose outcome the handle knows are deleted by its next commits.
+// Records of commits the handle knows applied are deleted by its next
+// commits, and at Close; fenced records stay (deleted, the lost commit,
+// were it still on its way, could apply after all).
 
 // maxDone bounds the records one commit deletes.
 const maxDone = 32
@@ -85,9 +87,18 @@ func (l *txLease) read(key string, modRev, at int64) {
 	l.reads[key] = modRev
 }
 
+// txCompacted is the error of a transaction's read whose revision etcd
+// compacted: a conflict, which Update retries.
+func txCompacted(err error) error {
+	return fmt.Errorf("%w: %w: %w", backend.ErrTxAborted, backend.ErrTxConflict, err)
+}
+
 // get reads key at the transaction's revision and records the read.
 func (l *txLease) get(ctx context.Context, key []byte, keyOnly bool) ([]byte, int64, error) {
 	v, modRev, at, err := l.s.getAt(ctx, key, l.revision(), keyOnly)
+	if errors.Is(err, backend.ErrSnapshotLost) {
+		return nil, 0, txCompacted(err)
+	}
 	if (err == nil || errors.Is(err, backend.ErrNotFound)) && !backend.Hidden(key) {
 		l.read(l.s.key(key), modRev, at)
 	}
@@ -128,6 +139,7 @@ func (l *txLease) NewCursor(ctx context.Context, r backend.Range) (backend.Curso
 		}
 		l.mu.Unlock()
 	}
+	c.inTx = true
 	l.mu.Lock()
 	l.spans = append(l.spans, l.s.visible(l.s.span(r))...)
 	l.mu.Unlock()
@@ -154,7 +166,7 @@ func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
 	l.mu.Unlock()
 	s := l.s
 	if err := s.check(); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", backend.ErrTxAborted, err)
 	}
 	ops, _, err := s.ops(b)
 	if err != nil {
@@ -180,25 +192,29 @@ func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	switch {
 	case err == nil && resp.Succeeded:
-		s.learn(append(done, record)...)
+		s.learn(record) // done were deleted with it
 		return nil
 	case err == nil:
 		s.learn(done...) // not deleted: still to do
 		return fmt.Errorf("%w: %w: what the transaction read changed before its commit", backend.ErrTxAborted, backend.ErrTxConflict)
-	case !transient(err) && ctx.Err() == nil && s.check() == nil:
-		// Refused by the cluster: nothing applied.
+	case refused(err):
 		s.learn(done...)
 		return fmt.Errorf("%w: %w", backend.ErrTxAborted, s.convert(ctx, err))
 	}
-	// The answer was lost: settle the outcome.
+	// The answer was lost (or the error does not say the commit was
+	// refused): settle the outcome. done may or may not be deleted;
+	// deleting them again is harmless.
+	s.learn(done...)
 	applied, rerr := s.settle(ctx, record)
 	if rerr != nil {
 		return fmt.Errorf("%w: %w (commit sent, answer lost: %v)", backend.ErrCommitUnknown, rerr, err)
 	}
-	s.learn(append(done, record)...)
 	if !applied {
+		// The fenced record stays: were it deleted, the lost commit, if
+		// it were still on its way, could apply after all.
 		return fmt.Errorf("%w: %w: the commit's answer was lost and it did not apply: %v", backend.ErrTxAborted, backend.ErrLeaderLost, err)
 	}
+	s.learn(record)
 	return nil
 }
 
@@ -206,7 +222,9 @@ func (l *txLease) Commit(ctx context.Context, b *backend.Batch) error {
 // the record as fenced if it is absent, so that the commit can never
 // apply, or reads it.
 func (s *store) settle(ctx context.Context, record string) (applied bool, err error) {
-	err = s.do(ctx, func(ctx context.Context) error {
+	// Settling is idempotent (a second fence reads "fenced"), so it is
+	// retried even with NoRetry.
+	err = s.retry(ctx, func(ctx context.Context) error {
 		resp, err := s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(record), "=", 0)).
 			Then(clientv3.OpPut(record, recordFenced)).
@@ -221,7 +239,7 @@ func (s *store) settle(ctx context.Context, record string) (applied bool, err er
 		kvs := resp.Responses[0].GetResponseRange().Kvs
 		applied = len(kvs) == 1 && string(kvs[0].Value) == recordApplied
 		return nil
-	})
+	}, false)
 	return applied, err
 }
 

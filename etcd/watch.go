@@ -31,7 +31,9 @@ func (s *store) Watch(ctx context.Context, r backend.Range) (backend.Watcher, er
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{s: s, sp: s.span(r), next: rev + 1, changed: make(chan struct{}), resume: make(chan struct{}, 1), cancel: cancel}
-	go w.pump(pctx)
+	if !w.sp.empty() { // etcd refuses to watch an empty range; nothing changes in it
+		go w.pump(pctx)
+	}
 	return w, nil
 }
 
@@ -50,11 +52,12 @@ type watcher struct {
 	changed chan struct{} // closed and replaced when the fields change
 }
 
-// watchEntry is one write's changes, or a gap.
+// watchEntry is one write's changes, a gap, or why the watch ended.
 type watchEntry struct {
 	changes []backend.Change
 	size    int
 	gap     bool
+	err     error // the watch ended: Next returns it from then on
 }
 
 // notify wakes Next calls; w.mu is held.
@@ -74,12 +77,15 @@ func (w *watcher) pump(ctx context.Context) {
 		// WithRequireLeader ends the watch when its member loses the
 		// cluster's leader, so that the next is made on one that has one.
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		full := w.drain(w.s.cli.Watch(wctx, w.sp.start, clientv3.WithRange(w.sp.etcdEnd()), clientv3.WithRev(from)))
+		state := w.drain(w.s.cli.Watch(wctx, w.sp.start, clientv3.WithRange(w.sp.etcdEnd()), clientv3.WithRev(from)))
 		wcancel()
 		pause := time.After(wait)
-		if full {
+		switch state {
+		case drainFull:
 			pause, wait = nil, 10*time.Millisecond
-		} else {
+		case drainFailed:
+			return
+		default:
 			wait = min(2*wait, 500*time.Millisecond)
 		}
 		select {
@@ -93,12 +99,19 @@ func (w *watcher) pump(ctx context.Context) {
 	}
 }
 
-// drain moves ch's changes into pending until ch ends (false) or pending
-// is full (true).
-func (w *watcher) drain(ch clientv3.WatchChan) (full bool) {
+// How drain ended.
+const (
+	drainEnded  = iota // etcd's watch ended: start another
+	drainFull          // pending is full: wait until Next takes half
+	drainFailed        // the watch was refused for good: Next reports why
+)
+
+// drain moves ch's changes into pending until ch ends, pending is full or
+// etcd refuses the watch.
+func (w *watcher) drain(ch clientv3.WatchChan) int {
 	for resp := range ch {
 		w.mu.Lock()
-		switch {
+		switch err := resp.Err(); {
 		case resp.CompactRevision != 0:
 			// The revision to watch from is gone: a gap, then on from the
 			// oldest kept.
@@ -106,20 +119,25 @@ func (w *watcher) drain(ch clientv3.WatchChan) (full bool) {
 			w.next = resp.CompactRevision
 			w.notify()
 			w.mu.Unlock()
-			return false
-		case resp.Canceled || resp.Err() != nil:
+			return drainEnded
+		case err != nil && !transient(err):
+			w.pending = append(w.pending, watchEntry{err: fmt.Errorf("partyetcd: watch: %w", err)})
+			w.notify()
 			w.mu.Unlock()
-			return false
+			return drainFailed
+		case resp.Canceled || err != nil:
+			w.mu.Unlock()
+			return drainEnded
 		}
 		w.add(resp)
 		over := w.size > maxWatchBuffer
 		w.paused = over
 		w.mu.Unlock()
 		if over {
-			return true
+			return drainFull
 		}
 	}
-	return false
+	return drainEnded
 }
 
 // add queues the events of resp, one entry per revision (one write), with
@@ -173,6 +191,10 @@ func (w *watcher) Next(ctx context.Context) ([]backend.Change, error) {
 		}
 		if len(w.pending) > 0 {
 			e := w.pending[0]
+			if e.err != nil { // it stays: every later call returns it
+				w.mu.Unlock()
+				return nil, e.err
+			}
 			w.pending = w.pending[1:]
 			w.size -= e.size
 			if w.paused && w.size <= maxWatchBuffer/2 {
