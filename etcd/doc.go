@@ -12,7 +12,10 @@
 //   - An iterator reads pages at one revision: it sees one consistent
 //     state of the whole range (stronger than LevelDB). A snapshot is a
 //     revision. Both fail with an error wrapping party.ErrSnapshotLost
-//     once etcd has compacted that revision.
+//     once etcd has compacted that revision. Iterate forward over large
+//     ranges: etcd serves a descending read by reading the whole range
+//     below the cursor, whatever the page size, so each backward page
+//     (Last, Prev, SeekBefore) costs the server the size of that range.
 //   - Transactions are optimistic and serializable: nothing waits, and
 //     Commit applies the writes only if nothing the transaction read has
 //     changed; otherwise it fails with party.ErrTxConflict and Update runs
