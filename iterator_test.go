@@ -472,35 +472,10 @@ func itxCompare(t *testing.T, r *rand.Rand, data []itxKV, ref itxRefDB, rng itxR
 	}
 }
 
-// TestIteratorMatchesGoleveldb compares random moves over random ranges
-// without failover, on the leader (its own engine) and on a follower
-// (streams from the leader).
-func TestIteratorMatchesGoleveldb(t *testing.T) {
-	for _, seed := range itxSeeds(t, 1, 2, 3) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			r := itxRand(seed)
-			data := itxData(r, 150)
-			ref := itxRef(t, data)
-			c := itxNewCluster(t, data)
-			f := itxOpen(t, c.dir, true)
-			ctx := itxCtx(t)
-			ranges := 30
-			if itxLong() {
-				ranges = 150
-			}
-			for i := range ranges {
-				rng := itxRandRange(r, data)
-				if i == 0 {
-					rng = itxAll
-				}
-				for _, h := range []*DB{c.leader, f} {
-					newIt := func(rg *Range) *Iterator { return h.NewIterator(ctx, rg) }
-					itxCompare(t, r, data, ref, rng, 80, newIt, func(int) {})
-				}
-			}
-		})
-	}
-}
+// Random moves over random ranges without failover, on a leader and a
+// follower, are partytest's IteratorMatchesGoleveldb, which every backend
+// runs (suite_test.go). The tests below add what only a directory has:
+// leaders that change under the iterator.
 
 // TestIteratorLeaderChangeEveryStep is checklist item 9: the iterating
 // handle never leads, and before every move (including the first) the

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
@@ -21,15 +23,27 @@ import (
 // another and sit at the edges of the byte range; random ranges; random
 // iterator moves, done on party and on goleveldb and compared after each.
 
-// edgeKeys trip up range ends and resumption.
-var edgeKeys = []string{"", "\x00", "\x00\x00", "\x01", "a", "a\x00", "a\xff", "a\xff\xff", "ab", "b", "\x7f", "\x80", "\xff", "\xff\x00", "\xff\xff"}
+// edgeKeys trip up range ends and resumption: the empty key, 0x00 and
+// 0xff bytes, keys that extend one another.
+var edgeKeys = []string{
+	"", "\x00", "\x00\x00", "\x00\xff", "\x01",
+	"a", "a\x00", "a\x00\x00", "a\x00\xff", "a\x01", "a\xff", "a\xff\xff",
+	"ab", "ab\x00", "ab\xff", "abc", "abd", "b", "b\x00", "ba",
+	"\x7f", "\x80", "\xfe", "\xfe\xff", "\xff", "\xff\x00", "\xff\xff", "\xff\xff\x00", "\xff\xff\xff",
+}
 
-var alphabet = []byte{0x00, 0x01, 'a', 'b', 0x7f, 0x80, 0xfe, 0xff}
+// alphabet makes random keys collide, extend one another and sit next to
+// the edges of the byte range; one byte in eight is any byte.
+var alphabet = []byte{0x00, 0x01, 'a', 'b', 'c', 0x7f, 0x80, 0xfe, 0xff}
 
 func randBytes(r *rand.Rand, maxLen int) []byte {
 	b := make([]byte, r.IntN(maxLen+1))
 	for i := range b {
-		b[i] = alphabet[r.IntN(len(alphabet))]
+		if r.IntN(8) == 0 {
+			b[i] = byte(r.IntN(256))
+		} else {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
 	}
 	return b
 }
@@ -234,9 +248,20 @@ func compare(t *testing.T, r *rand.Rand, keys [][]byte, ref refReader, rg rng, m
 	}
 }
 
-// seeds returns the suite's random seeds, logged.
+// long reports whether PARTY_LONG=1 asks for more seeds and moves.
+func long() bool { return os.Getenv("PARTY_LONG") == "1" }
+
+// seeds returns the suite's fixed random seeds (twenty more with
+// PARTY_LONG=1) and one from the clock, logged so that a failure can be
+// replayed.
 func seeds(t *testing.T) []uint64 {
 	s := []uint64{1, 2}
+	if long() {
+		for i := uint64(100); i < 120; i++ {
+			s = append(s, i)
+		}
+	}
+	s = append(s, uint64(time.Now().UnixNano()))
 	t.Logf("seeds %v", s)
 	return s
 }

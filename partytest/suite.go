@@ -108,17 +108,21 @@ func testIterators(t *testing.T, dbs []*party.DB, _ Features) {
 	ctx := ctxFor(t)
 	for _, seed := range seeds(t) {
 		r := newRand(seed)
-		keys := randKeys(r, 60)
+		keys := randKeys(r, 120)
 		ref := refDB(t)
 		must(t, dbs[0].DeleteRange(ctx, nil))
 		fill(t, dbs[0], ref, keys, seed)
-		for i := range 12 {
+		ranges := 25
+		if long() {
+			ranges = 150
+		}
+		for i := range ranges {
 			rg := randRange(r, keys)
 			if i == 0 {
 				rg = all
 			}
 			for _, db := range dbs {
-				compare(t, r, keys, ref, rg, 40, func(pr *party.Range) *party.Iterator { return db.NewIterator(ctx, pr) })
+				compare(t, r, keys, ref, rg, 60, func(pr *party.Range) *party.Iterator { return db.NewIterator(ctx, pr) })
 			}
 		}
 	}
