@@ -38,7 +38,9 @@
 //   - Operations in flight when a member fails are retried on another
 //     (writes are at-least-once, as on a directory), unless
 //     Options.NoRetry, when they fail with an error wrapping
-//     party.ErrLeaderLost.
+//     party.ErrLeaderLost. A write abandoned because its context ended
+//     may still apply, and, unlike on a directory, after a later write of
+//     the same handle (the two may reach different members).
 //
 // party keeps a few keys of its own under prefix + "\xff\xffparty\x00tx\x00"
 // (commit records, and a clock of deletes that optimistic transactions

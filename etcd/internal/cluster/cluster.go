@@ -234,6 +234,15 @@ func (c *Cluster) Kill(i int) {
 	m.cmd = nil
 }
 
+// Signal sends sig to member i (SIGSTOP and SIGCONT, for instance).
+func (c *Cluster) Signal(i int, sig os.Signal) error {
+	m := c.members[i]
+	if m.cmd == nil {
+		return fmt.Errorf("member %s is not running", m.cfg.Name)
+	}
+	return m.cmd.Process.Signal(sig)
+}
+
 // Restart starts member i again, on its data directory.
 func (c *Cluster) Restart(i int) error {
 	m := c.members[i]
