@@ -101,3 +101,35 @@ func TestAdminFromFollower(t *testing.T) {
 		t.Fatalf("goleveldb's SizeOf %v, %v; the follower's %v", direct, err, after)
 	}
 }
+
+// TestInvertedRangeFromFollower: a follower's iterator, DeleteRange,
+// SizeOf and CompactRange over a range whose Start is after its Limit,
+// with the leader's data in tables below level 0, are empty and leave the
+// leader running. goleveldb's iterator panics on such a range
+// (tFiles.newIndexIterator), which took the leader process down.
+func TestInvertedRangeFromFollower(t *testing.T) {
+	dir := t.TempDir()
+	leader := itxOpen(t, dir, false)
+	f := itxOpen(t, dir, true)
+	ctx := itxCtx(t)
+	for _, k := range []string{"c", "d"} {
+		must(t, leader.Put(ctx, []byte(k), []byte("v")))
+	}
+	must(t, leader.CompactRange(ctx, nil))
+	inv := &Range{Start: []byte("e"), Limit: []byte("a")}
+	for _, h := range []*DB{f, leader} {
+		it := h.NewIterator(ctx, inv)
+		if it.First() || it.Last() || it.Error() != nil {
+			t.Errorf("an iterator over an inverted range: %q, %v", it.Key(), it.Error())
+		}
+		it.Release()
+		must(t, h.DeleteRange(ctx, inv))
+		if sizes, err := h.SizeOf(ctx, inv); err != nil || sizes[0] != 0 {
+			t.Errorf("SizeOf of an inverted range: %v, %v", sizes, err)
+		}
+		must(t, h.CompactRange(ctx, inv))
+	}
+	if got := cfScan(t, ctx, f, nil); len(got) != 2 {
+		t.Errorf("%d keys left, want 2", len(got))
+	}
+}

@@ -240,10 +240,17 @@ type itxRange struct {
 }
 
 func itxMakeRange(start, limit []byte) itxRange {
+	ref := &util.Range{Start: clone(start), Limit: clone(limit)}
+	if start != nil && limit != nil && bytes.Compare(start, limit) > 0 {
+		// The same empty range: goleveldb's iterators panic on an
+		// inverted one when tables lie between its bounds (a goleveldb
+		// transaction writes tables); party's engine orders it too.
+		ref.Limit = clone(start)
+	}
 	return itxRange{
 		name:  fmt.Sprintf("Range{%s, %s}", itxQ(start), itxQ(limit)),
 		party: &Range{Start: clone(start), Limit: clone(limit)},
-		ref:   &util.Range{Start: clone(start), Limit: clone(limit)},
+		ref:   ref,
 	}
 }
 

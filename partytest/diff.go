@@ -97,10 +97,16 @@ type rng struct {
 }
 
 func makeRange(start, limit []byte) rng {
+	ref := &util.Range{Start: clone(start), Limit: clone(limit)}
+	if start != nil && limit != nil && bytes.Compare(start, limit) > 0 {
+		// The same empty range: goleveldb's iterators panic on an
+		// inverted one when tables lie between its bounds.
+		ref.Limit = clone(start)
+	}
 	return rng{
 		name:  fmt.Sprintf("Range{%s, %s}", q(start), q(limit)),
 		party: &party.Range{Start: clone(start), Limit: clone(limit)},
-		ref:   &util.Range{Start: clone(start), Limit: clone(limit)},
+		ref:   ref,
 	}
 }
 

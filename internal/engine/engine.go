@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -194,6 +195,7 @@ func (e *Engine) Apply(g *Group, sync bool) error {
 // CompactRange compacts the keys in r (every key when both bounds are
 // nil).
 func (e *Engine) CompactRange(r backend.Range) error {
+	r = ordered(r)
 	return wrap(e.db.CompactRange(util.Range{Start: r.Start, Limit: r.Limit}))
 }
 
@@ -204,6 +206,7 @@ func (e *Engine) SizeOf(ranges []backend.Range) ([]int64, error) {
 	var end []byte
 	rs := make([]util.Range, len(ranges))
 	for i, r := range ranges {
+		r = ordered(r)
 		rs[i] = util.Range{Start: r.Start, Limit: r.Limit}
 		if r.Limit == nil {
 			if end == nil {
@@ -313,5 +316,17 @@ func utilRange(r backend.Range) *util.Range {
 	if r.Start == nil && r.Limit == nil {
 		return nil
 	}
+	r = ordered(r)
 	return &util.Range{Start: r.Start, Limit: r.Limit}
+}
+
+// ordered returns r, or, when its Start is after its Limit, the empty
+// range at Start: goleveldb's iterators panic on a range whose Start is
+// after its Limit when a table below level 0 lies between them
+// (tFiles.newIndexIterator), and any participant may send one.
+func ordered(r backend.Range) backend.Range {
+	if r.Start != nil && r.Limit != nil && bytes.Compare(r.Start, r.Limit) > 0 {
+		r.Limit = r.Start
+	}
+	return r
 }
