@@ -50,11 +50,16 @@ func Run(t *testing.T, open Opener, f Features) {
 	}
 }
 
-// wait bounds every operation of the suite.
+// wait bounds each part of the suite, to report a hang clearly; with
+// PARTY_LONG=1 a part runs many more moves.
 const wait = time.Minute
 
 func ctxFor(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	d := wait
+	if long() {
+		d = 20 * wait
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
