@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/levelparty/party/internal/sublevel"
 )
 
 // nodeFixture returns the directory of the Node side of the interop test,
@@ -173,5 +175,33 @@ func TestNodeSublevels(t *testing.T) {
 	}
 	if d := nodeDump(t, fixture, dir).diff(want.withNodeLeak()); d != "" {
 		t.Fatalf("Node's sublevels after party's writes:%s", d)
+	}
+}
+
+// TestNodeSublevelNames compares the name rules with abstract-level's own:
+// for every code point below 256 alone and names that trimming,
+// separators and non-ASCII bytes affect, party's prefix equals the one
+// abstract-level computes, and party refuses exactly the names it
+// refuses.
+func TestNodeSublevelNames(t *testing.T) {
+	fixture := nodeFixture(t)
+	var names [][2]*string
+	if err := json.Unmarshal(nodeRun(t, fixture, "names", filepath.Join(t.TempDir(), "db")), &names); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) < 256 {
+		t.Fatalf("node listed %d names", len(names))
+	}
+	for _, n := range names {
+		name := *n[0]
+		got, err := sublevel.Prefix(nil, name)
+		switch {
+		case n[1] == nil && err == nil:
+			t.Errorf("Sublevel(%q): prefix %q, but abstract-level refuses the name", name, got)
+		case n[1] != nil && err != nil:
+			t.Errorf("Sublevel(%q): %v, but abstract-level gives it prefix %q", name, err, *n[1])
+		case n[1] != nil && string(got) != *n[1]:
+			t.Errorf("Sublevel(%q): prefix %q, abstract-level's %q", name, got, *n[1])
+		}
 	}
 }

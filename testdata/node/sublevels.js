@@ -5,6 +5,9 @@
 //   node sublevels.js write DIR   writes through sublevels and the root
 //   node sublevels.js dump DIR    prints, as JSON, what each sublevel in
 //                                 PATHS holds: relative keys and values, hex
+//   node sublevels.js names DIR   prints, as JSON, the prefix abstract-level
+//                                 gives each name in NAMES, or null if it
+//                                 refuses the name
 const { ClassicLevel } = require('classic-level')
 
 const PATHS = [['users'], ['users', 'admins'], ['bin'], ['go'], ['go', 'nested']]
@@ -40,6 +43,23 @@ async function dump (db) {
   process.stdout.write(JSON.stringify(out) + '\n')
 }
 
+// NAMES: every code point below 256 alone, and names that trimming,
+// separators and non-ASCII bytes affect.
+const NAMES = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c)).concat(
+  ['', '!!', '!a!', '!!a', 'a!!', 'a!b', 'a b', 'é', 'ab~#', '"a', 'a"', '\u20ac', 'A-Z_0.9/:@'])
+
+function names (db) {
+  const out = NAMES.map(name => {
+    try {
+      return [name, db.sublevel(name).prefix]
+    } catch (err) {
+      if (err.code !== 'LEVEL_INVALID_PREFIX') throw err
+      return [name, null]
+    }
+  })
+  process.stdout.write(JSON.stringify(out) + '\n')
+}
+
 async function main () {
   const [mode, dir] = process.argv.slice(2)
   const db = new ClassicLevel(dir, bytes)
@@ -47,6 +67,7 @@ async function main () {
   try {
     if (mode === 'write') await write(db)
     else if (mode === 'dump') await dump(db)
+    else if (mode === 'names') names(db)
     else throw new Error('unknown mode ' + mode)
   } finally {
     await db.close()
