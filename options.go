@@ -64,6 +64,12 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultTxTimeout is how long a transaction may stay open when
+// Options.TxTimeout is zero: long enough for a read-modify-write of many
+// keys, short enough that a stopped process does not hold every writer
+// for long.
+const DefaultTxTimeout = 5 * time.Second
+
 const defaultOpenTimeout = 10 * time.Second
 
 func (o *Options) txTimeout() time.Duration {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/levelparty/party/backend"
 	"github.com/levelparty/party/internal/txn"
@@ -43,12 +42,6 @@ type Transaction struct {
 	iters []*Iterator // released by Commit and Discard
 	ended error       // why calls fail: committed or discarded
 }
-
-// DefaultTxTimeout is how long a transaction may stay open when
-// Options.TxTimeout is zero: long enough for a read-modify-write of many
-// keys, short enough that a stopped process does not hold every writer
-// for long.
-const DefaultTxTimeout = 5 * time.Second
 
 // OpenTransaction waits until no other transaction is open and the writes
 // under way have applied, then opens one. Writes of other participants
