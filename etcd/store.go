@@ -257,16 +257,18 @@ func (s *store) Put(ctx context.Context, key, value []byte) error {
 	})
 }
 
-// Delete implements backend.Backend. It also moves the clock of deletes,
-// which optimistic transactions that iterated check: etcd's range
-// comparisons see no deleted key.
+// Delete implements backend.Backend. Deleting a present key also moves
+// the clock of deletes, which optimistic transactions that iterated check:
+// etcd's range comparisons see no deleted key.
 func (s *store) Delete(ctx context.Context, key []byte) error {
 	if err := checkWrite(key); err != nil {
 		return err
 	}
 	k := s.key(key)
 	return s.do(ctx, func(ctx context.Context) error {
-		_, err := s.cli.Txn(ctx).Then(clientv3.OpDelete(k), clientv3.OpPut(s.clock, "")).Commit()
+		// Deleting an absent key changes nothing: no conflict either.
+		_, err := s.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+			Then(clientv3.OpDelete(k), clientv3.OpPut(s.clock, "")).Commit()
 		return err
 	})
 }

@@ -268,6 +268,20 @@ func testTransaction(t *testing.T, dbs []*party.DB, f Features) {
 			t.Fatalf("%s: a conflicting commit applied its write", c.name)
 		}
 	}
+	// Writes that change nothing the transaction read do not conflict: a
+	// key outside what it read, the delete of an absent key.
+	tx, err = b.OpenTransaction(ctx)
+	must(t, err)
+	it = tx.NewIterator(ctx, party.BytesPrefix([]byte("r/")))
+	for it.Next() {
+	}
+	it.Release()
+	_, err = tx.Get(ctx, []byte("k2"))
+	must(t, err)
+	must(t, a.Put(ctx, []byte("s/other"), nil))
+	must(t, a.Delete(ctx, []byte("never there")))
+	must(t, tx.Put(ctx, []byte("out"), []byte("no conflict")))
+	must(t, tx.Commit(ctx))
 }
 
 func testUpdateCounter(t *testing.T, dbs []*party.DB, _ Features) {
