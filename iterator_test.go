@@ -11,17 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/iterator"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/storage"
-	"github.com/syndtr/goleveldb/leveldb/util"
+
+	"github.com/levelparty/party/internal/difftest"
 )
 
 // itxWait bounds every wait of these tests, to report a hang clearly
@@ -29,24 +27,13 @@ import (
 const itxWait = 60 * time.Second
 
 // itxLong reports whether PARTY_LONG=1 asks for more seeds and steps.
-func itxLong() bool { return os.Getenv("PARTY_LONG") == "1" }
+func itxLong() bool { return difftest.Long() }
 
 // itxSeeds returns the fixed seeds plus one derived from the time, logged
 // so that a failure can be replayed.
-func itxSeeds(t *testing.T, fixed ...uint64) []uint64 {
-	t.Helper()
-	seeds := slices.Clone(fixed)
-	if itxLong() {
-		for i := uint64(100); i < 120; i++ {
-			seeds = append(seeds, i)
-		}
-	}
-	ts := uint64(time.Now().UnixNano())
-	t.Logf("time seed %d (fixed seeds %v)", ts, seeds)
-	return append(seeds, ts)
-}
+func itxSeeds(t *testing.T, fixed ...uint64) []uint64 { return difftest.Seeds(t, fixed...) }
 
-func itxRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+func itxRand(seed uint64) *rand.Rand { return difftest.Rand(seed) }
 
 // itxCtx returns a context that ends with the test, or after itxWait.
 func itxCtx(t *testing.T) context.Context {
@@ -58,54 +45,27 @@ func itxCtx(t *testing.T) context.Context {
 // itxKV is one entry.
 type itxKV struct{ k, v []byte }
 
-// itxEdgeKeys are keys that trip up resumption: the empty key, 0x00 and
-// 0xff bytes, keys that extend one another.
-var itxEdgeKeys = []string{
-	"", "\x00", "\x00\x00", "\x00\xff", "\x01",
-	"a", "a\x00", "a\x00\x00", "a\x00\xff", "a\x01", "a\xff", "a\xff\xff",
-	"ab", "ab\x00", "ab\xff", "abc", "abd", "b", "b\x00", "ba",
-	"\x7f", "\x80", "\xfe", "\xfe\xff", "\xff", "\xff\x00", "\xff\xff", "\xff\xff\x00", "\xff\xff\xff",
-}
+// itxRandBytes returns up to maxLen random bytes (difftest's alphabet).
+func itxRandBytes(r *rand.Rand, maxLen int) []byte { return difftest.RandBytes(r, maxLen) }
 
-// itxAlphabet makes random keys collide, extend one another and sit next
-// to the edges of the byte range.
-var itxAlphabet = []byte{0x00, 0x01, 'a', 'b', 'c', 0x7f, 0x80, 0xfe, 0xff}
-
-func itxRandBytes(r *rand.Rand, maxLen int) []byte {
-	b := make([]byte, r.IntN(maxLen+1))
-	for i := range b {
-		if r.IntN(8) == 0 {
-			b[i] = byte(r.IntN(256))
-		} else {
-			b[i] = itxAlphabet[r.IntN(len(itxAlphabet))]
-		}
-	}
-	return b
-}
-
-// itxData returns the edge keys and n random keys, sorted, with random
-// values (some empty).
+// itxData returns difftest's keys (the edge keys and n random ones,
+// sorted) with random values (some empty).
 func itxData(r *rand.Rand, n int) []itxKV {
-	seen := map[string]bool{}
-	var keys []string
-	add := func(k string) {
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-	}
-	for _, k := range itxEdgeKeys {
-		add(k)
-	}
-	for range n {
-		add(string(itxRandBytes(r, 5)))
-	}
-	slices.Sort(keys)
+	keys := difftest.Keys(r, n)
 	data := make([]itxKV, len(keys))
 	for i, k := range keys {
-		data[i] = itxKV{k: []byte(k), v: itxRandBytes(r, 6)}
+		data[i] = itxKV{k: k, v: itxRandBytes(r, 6)}
 	}
 	return data
+}
+
+// itxKeys returns the keys of data.
+func itxKeys(data []itxKV) [][]byte {
+	keys := make([][]byte, len(data))
+	for i, e := range data {
+		keys[i] = e.k
+	}
+	return keys
 }
 
 // itxRef opens an in-memory goleveldb holding data: the reference.
@@ -231,252 +191,49 @@ func itxFollowing(t *testing.T, f *DB) {
 	}
 }
 
-// itxRange is one range, in party's and in goleveldb's terms, built
-// separately so that neither can share memory with the other.
-type itxRange struct {
-	name  string
-	party *Range
-	ref   *util.Range
-}
+// The differential machinery is difftest's, shared with partytest; these
+// adapt it to the data and the types of this package.
 
-func itxMakeRange(start, limit []byte) itxRange {
-	ref := &util.Range{Start: clone(start), Limit: clone(limit)}
-	if start != nil && limit != nil && bytes.Compare(start, limit) > 0 {
-		// The same empty range: goleveldb's iterators panic on an
-		// inverted one when tables lie between its bounds (a goleveldb
-		// transaction writes tables); party's engine orders it too.
-		ref.Limit = clone(start)
+type itxRange = difftest.Range
+
+var itxAll = difftest.All
+
+// itxPartyRange returns rg in party's terms (BytesPrefix for a prefix).
+func itxPartyRange(rg itxRange) *Range {
+	switch {
+	case rg.All:
+		return nil
+	case rg.Prefix != nil:
+		return BytesPrefix(clone(rg.Prefix))
 	}
-	return itxRange{
-		name:  fmt.Sprintf("Range{%s, %s}", itxQ(start), itxQ(limit)),
-		party: &Range{Start: clone(start), Limit: clone(limit)},
-		ref:   ref,
-	}
+	return &Range{Start: clone(rg.Start), Limit: clone(rg.Limit)}
 }
 
-func itxPrefix(p []byte) itxRange {
-	return itxRange{
-		name:  fmt.Sprintf("BytesPrefix(%q)", p),
-		party: BytesPrefix(clone(p)),
-		ref:   util.BytesPrefix(clone(p)),
-	}
-}
+func itxQ(b []byte) string { return difftest.Q(b) }
 
-var itxAll = itxRange{name: "nil range"}
+// itxBound picks a range bound or seek key near the data.
+func itxBound(r *rand.Rand, data []itxKV) []byte { return difftest.Near(r, itxKeys(data)) }
 
-func itxQ(b []byte) string {
-	if b == nil {
-		return "nil"
-	}
-	return fmt.Sprintf("%q", b)
-}
+// itxRandRange picks a range near the data.
+func itxRandRange(r *rand.Rand, data []itxKV) itxRange { return difftest.RandRange(r, itxKeys(data)) }
 
-// itxBound picks a range bound or seek key near the data: a present key,
-// one extending or cut from one, one next to one, or random bytes.
-func itxBound(r *rand.Rand, data []itxKV) []byte {
-	k := clone(data[r.IntN(len(data))].k)
-	switch r.IntN(7) {
-	case 0, 1:
-		return k
-	case 2:
-		return append(k, []byte{0x00, 0xff, 'a'}[r.IntN(3)])
-	case 3:
-		if len(k) > 0 {
-			return k[:len(k)-1]
-		}
-		return k
-	case 4:
-		if len(k) > 0 {
-			if r.IntN(2) == 0 && k[len(k)-1] < 0xff {
-				k[len(k)-1]++
-			} else if k[len(k)-1] > 0 {
-				k[len(k)-1]--
-			}
-		}
-		return k
-	default:
-		return itxRandBytes(r, 4)
-	}
-}
+type itxRefDB = difftest.RefReader
 
-// itxRandRange picks a range: nil, bounded either side or both, an empty
-// Start, Start >= Limit, an empty Limit, or a prefix (some ending in 0xff).
-func itxRandRange(r *rand.Rand, data []itxKV) itxRange {
-	switch r.IntN(10) {
-	case 0:
-		return itxAll
-	case 1, 2:
-		return itxMakeRange(itxBound(r, data), itxBound(r, data))
-	case 3:
-		return itxMakeRange(nil, itxBound(r, data))
-	case 4:
-		return itxMakeRange(itxBound(r, data), nil)
-	case 5:
-		return itxMakeRange([]byte{}, itxBound(r, data))
-	case 6:
-		s, l := itxBound(r, data), itxBound(r, data)
-		if bytes.Compare(s, l) < 0 {
-			s, l = l, s
-		}
-		if r.IntN(3) == 0 {
-			l = s
-		}
-		return itxMakeRange(s, l) // Start >= Limit: empty
-	case 7:
-		if r.IntN(2) == 0 {
-			return itxMakeRange(nil, []byte{}) // empty Limit is not unbounded
-		}
-		return itxMakeRange([]byte{}, nil)
-	default:
-		p := data[r.IntN(len(data))].k
-		p = clone(p[:r.IntN(len(p)+1)])
-		switch r.IntN(4) {
-		case 0:
-			p = append(p, 0xff)
-		case 1:
-			p = []byte([]string{"a", "\xff", "\xff\xff", "a\xff", "\x00", ""}[r.IntN(6)])
-		}
-		return itxPrefix(p)
-	}
-}
+type itxHistory = difftest.History
 
-// Moves.
-const (
-	itxFirst = iota
-	itxLast
-	itxSeek
-	itxNext
-	itxPrev
-)
-
-type itxOp struct {
-	kind int
-	key  []byte
-}
-
-func (op itxOp) String() string {
-	return [...]string{"First", "Last", "Seek(" + itxQ(op.key) + ")", "Next", "Prev"}[op.kind]
-}
-
-func itxRandOp(r *rand.Rand, data []itxKV) itxOp {
-	switch n := r.IntN(100); {
-	case n < 8:
-		return itxOp{kind: itxFirst}
-	case n < 16:
-		return itxOp{kind: itxLast}
-	case n < 30:
-		switch r.IntN(10) {
-		case 0:
-			return itxOp{kind: itxSeek} // nil key
-		case 1:
-			return itxOp{kind: itxSeek, key: []byte{}}
-		}
-		return itxOp{kind: itxSeek, key: itxBound(r, data)}
-	case n < 65:
-		return itxOp{kind: itxNext}
-	default:
-		return itxOp{kind: itxPrev}
-	}
-}
-
-// itxMover is what both iterators can do.
-type itxMover interface {
-	First() bool
-	Last() bool
-	Seek([]byte) bool
-	Next() bool
-	Prev() bool
-}
-
-func (op itxOp) apply(it itxMover) bool {
-	switch op.kind {
-	case itxFirst:
-		return it.First()
-	case itxLast:
-		return it.Last()
-	case itxSeek:
-		return it.Seek(clone(op.key))
-	case itxNext:
-		return it.Next()
-	default:
-		return it.Prev()
-	}
-}
-
-// itxDiff describes how got differs from the reference after a move that
-// returned refOK and gotOK, or returns "".
+// itxDiff describes how got differs from the reference, or returns "".
 func itxDiff(ref iterator.Iterator, got *Iterator, refOK, gotOK bool) string {
-	var d []string
-	if err := ref.Error(); err != nil {
-		d = append(d, fmt.Sprintf("reference error %v", err))
-	}
-	if err := got.Error(); err != nil {
-		d = append(d, fmt.Sprintf("Error() = %v", err))
-	}
-	if refOK != gotOK {
-		d = append(d, fmt.Sprintf("move returned %v, goleveldb %v", gotOK, refOK))
-	}
-	if rv, gv := ref.Valid(), got.Valid(); rv != gv {
-		d = append(d, fmt.Sprintf("Valid() = %v, goleveldb %v", gv, rv))
-	}
-	rk, gk := ref.Key(), got.Key()
-	rv, gv := ref.Value(), got.Value()
-	if ref.Valid() {
-		if !bytes.Equal(rk, gk) {
-			d = append(d, fmt.Sprintf("Key() = %s, goleveldb %s", itxQ(gk), itxQ(rk)))
-		}
-		if !bytes.Equal(rv, gv) {
-			d = append(d, fmt.Sprintf("Value() = %s, goleveldb %s", itxQ(gv), itxQ(rv)))
-		}
-	} else if gk != nil || gv != nil {
-		d = append(d, fmt.Sprintf("not at an entry but Key() = %s, Value() = %s", itxQ(gk), itxQ(gv)))
-	}
-	return strings.Join(d, "; ")
+	return difftest.Diff(ref, got, refOK, gotOK)
 }
-
-// itxRefDB is what the reference iterators come from: a goleveldb
-// database or transaction.
-type itxRefDB interface {
-	NewIterator(*util.Range, *opt.ReadOptions) iterator.Iterator
-}
-
-// itxHistory keeps the last moves for failure messages.
-type itxHistory []string
-
-func (h *itxHistory) add(s string) {
-	*h = append(*h, s)
-	if len(*h) > 16 {
-		*h = (*h)[1:]
-	}
-}
-
-func (h itxHistory) String() string { return "\n\t" + strings.Join(h, "\n\t") }
 
 // itxCompare runs steps random moves on the party iterator newIt returns
 // and on a goleveldb iterator over the same range of ref, calling before
-// ahead of every move (and before the first, after the iterators are
-// made), and fails at the first difference.
+// ahead of every move, and fails at the first difference.
 func itxCompare(t *testing.T, r *rand.Rand, data []itxKV, ref itxRefDB, rng itxRange, steps int,
 	newIt func(*Range) *Iterator, before func(step int)) {
 	t.Helper()
-	refIt := ref.NewIterator(rng.ref, nil)
-	defer refIt.Release()
-	got := newIt(rng.party)
-	defer got.Release()
-	if d := itxDiff(refIt, got, false, false); d != "" {
-		t.Fatalf("%s: new iterator: %s", rng.name, d)
-	}
-	var h itxHistory
-	for step := range steps {
-		before(step)
-		op := itxRandOp(r, data)
-		refOK := op.apply(refIt)
-		gotOK := op.apply(got)
-		h.add(fmt.Sprintf("%d: %v -> %v %s", step, op, refOK, itxQ(refIt.Key())))
-		if d := itxDiff(refIt, got, refOK, gotOK); d != "" {
-			t.Fatalf("%s: step %d: %v: %s; moves (goleveldb results):%v", rng.name, step, op, d, h)
-		}
-	}
+	difftest.Compare(t, r, itxKeys(data), ref, rng, steps,
+		func(rg difftest.Range) difftest.Iter { return newIt(itxPartyRange(rg)) }, before)
 }
 
 // Random moves over random ranges without failover, on a leader and a
@@ -654,25 +411,26 @@ func TestIteratorResumeExtendingKeys(t *testing.T) {
 		// leader change before every move, forward with a dropped
 		// connection before every move.
 		itxPut(t, c.leader, data)
-		for _, r := range []itxRange{itxAll, itxPrefix([]byte("a")), itxMakeRange([]byte("a\x00"), []byte("ab\xff"))} {
+		for _, r := range []itxRange{itxAll, difftest.PrefixRange([]byte("a")), difftest.MakeRange([]byte("a\x00"), []byte("ab\xff"))} {
 			rev := slices.Clone(keys)
 			slices.Reverse(rev)
 			var want []string
+			u := r.Util()
 			for _, k := range rev {
-				if (r.ref == nil || bytes.Compare([]byte(k), r.ref.Start) >= 0) && (r.ref == nil || r.ref.Limit == nil || bytes.Compare([]byte(k), r.ref.Limit) < 0) {
+				if (u == nil || bytes.Compare([]byte(k), u.Start) >= 0) && (u == nil || u.Limit == nil || bytes.Compare([]byte(k), u.Limit) < 0) {
 					want = append(want, k)
 				}
 			}
-			it := f.NewIterator(ctx, r.party)
+			it := f.NewIterator(ctx, itxPartyRange(r))
 			c.change()
 			if !it.Last() || string(it.Key()) != want[0] {
-				t.Fatalf("%s: Last: %q, %v", r.name, it.Key(), it.Error())
+				t.Fatalf("%s: Last: %q, %v", r.Name, it.Key(), it.Error())
 			}
 			itxWalk(t, it, it.Prev, want[1:], c.change)
 			slices.Reverse(want)
 			c.change()
 			if !it.First() || string(it.Key()) != want[0] {
-				t.Fatalf("%s: First: %q, %v", r.name, it.Key(), it.Error())
+				t.Fatalf("%s: First: %q, %v", r.Name, it.Key(), it.Error())
 			}
 			itxWalk(t, it, it.Next, want[1:], func() { itxDrop(t, f, true) })
 			it.Release()
@@ -756,10 +514,10 @@ func TestIteratorLargeRangeFailover(t *testing.T) {
 	c := itxNewCluster(t, data)
 	f := itxOpen(t, c.dir, true)
 	ctx := itxCtx(t)
-	for _, rng := range []itxRange{itxAll, itxMakeRange(data[10].k, data[n/2].k)} {
+	for _, rng := range []itxRange{itxAll, difftest.MakeRange(data[10].k, data[n/2].k)} {
 		for _, backward := range []bool{false, true} {
-			refIt := ref.NewIterator(rng.ref, nil)
-			it := f.NewIterator(ctx, rng.party)
+			refIt := ref.NewIterator(rng.Util(), nil)
+			it := f.NewIterator(ctx, itxPartyRange(rng))
 			refStart, start, refMove, move := refIt.First, it.First, refIt.Next, it.Next
 			if backward {
 				refStart, start, refMove, move = refIt.Last, it.Last, refIt.Prev, it.Prev
@@ -778,7 +536,7 @@ func TestIteratorLargeRangeFailover(t *testing.T) {
 					refOK, ok = refMove(), move()
 				}
 				if d := itxDiff(refIt, it, refOK, ok); d != "" {
-					t.Fatalf("%s backward=%v: step %d (after %d leader changes): %s", rng.name, backward, step, c.changes, d)
+					t.Fatalf("%s backward=%v: step %d (after %d leader changes): %s", rng.Name, backward, step, c.changes, d)
 				}
 				if !ok {
 					break
@@ -787,10 +545,10 @@ func TestIteratorLargeRangeFailover(t *testing.T) {
 			}
 			refIt.Release()
 			it.Release()
-			if rng.ref == nil && count != len(data) {
+			if rng.All && count != len(data) {
 				t.Fatalf("read %d entries, want %d", count, len(data))
 			}
-			t.Logf("%s backward=%v: %d entries, %d leader changes so far", rng.name, backward, count, c.changes)
+			t.Logf("%s backward=%v: %d entries, %d leader changes so far", rng.Name, backward, count, c.changes)
 		}
 	}
 }
@@ -951,14 +709,14 @@ func TestIteratorReleased(t *testing.T) {
 			refIt.Release()
 			it.Release()
 			refIt.Release()
-			for _, op := range []itxOp{{kind: itxNext}, {kind: itxFirst}, {kind: itxLast}, {kind: itxSeek, key: []byte("a")}, {kind: itxPrev}} {
-				if op.apply(it) || it.Valid() || it.Key() != nil || it.Value() != nil {
+			for _, op := range []difftest.Move{{Kind: difftest.Next}, {Kind: difftest.First}, {Kind: difftest.Last}, {Kind: difftest.Seek, Key: []byte("a")}, {Kind: difftest.Prev}} {
+				if op.Apply(it) || it.Valid() || it.Key() != nil || it.Value() != nil {
 					t.Fatalf("%s: %v after Release moved to %q", name, op, it.Key())
 				}
 				if err := it.Error(); !errors.Is(err, ErrIteratorReleased) {
 					t.Fatalf("%s: Error() after Release and %v = %v, want ErrIteratorReleased", name, op, err)
 				}
-				if op.apply(refIt) || refIt.Error() == nil {
+				if op.Apply(refIt) || refIt.Error() == nil {
 					t.Fatalf("reference: %v after Release: %v", op, refIt.Error())
 				}
 			}

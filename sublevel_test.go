@@ -146,15 +146,15 @@ func subWrite(t *testing.T, ctx context.Context, r *rand.Rand, base []itxKV, v *
 		return fmt.Sprintf("Write %d", b.Len())
 	case 4:
 		rng := itxRandRange(r, base)
-		must(t, v.DeleteRange(ctx, rng.party))
-		it := ref.NewIterator(subRef{ref, p}.rng(rng.ref), nil)
+		must(t, v.DeleteRange(ctx, itxPartyRange(rng)))
+		it := ref.NewIterator(subRef{ref, p}.rng(rng.Util()), nil)
 		var rb leveldb.Batch
 		for it.Next() {
 			rb.Delete(it.Key())
 		}
 		it.Release()
 		must(t, ref.Write(&rb, nil))
-		return "DeleteRange " + rng.name
+		return "DeleteRange " + rng.Name
 	default:
 		k, val := key(), itxRandBytes(r, 5)
 		d := key()
@@ -209,7 +209,7 @@ func TestSublevelNeverLeaks(t *testing.T) {
 					snap, err := v.GetSnapshot(ctx)
 					must(t, err)
 
-					h.add(fmt.Sprintf("round %d %s %v: %s", round, who, sv, subWrite(t, ctx, r, base, v, ref, p)))
+					h.Add(fmt.Sprintf("round %d %s %v: %s", round, who, sv, subWrite(t, ctx, r, base, v, ref, p)))
 					// The whole database, through the root handle.
 					itxCompare(t, r, all, ref, itxAll, 10, func(rg *Range) *Iterator { return root.NewIterator(ctx, rg) }, func(int) {})
 					if d := subDiffAll(ctx, root, ref); d != "" {

@@ -115,7 +115,7 @@ func TestTxMatchesGoleveldb(t *testing.T) {
 					var h2 itxHistory
 					for range r.IntN(25) {
 						w := txRandWrite(r, data)
-						h2.add(w.String())
+						h2.Add(w.String())
 						w.apply(t, ctx, tx, refTx)
 					}
 					for range 30 {

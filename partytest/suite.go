@@ -15,13 +15,14 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/levelparty/party"
+	"github.com/levelparty/party/internal/difftest"
 )
 
 func testKeysAndValues(t *testing.T, dbs []*party.DB, _ Features) {
 	ctx := ctxFor(t)
 	w := dbs[0]
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16)
-	for i, k := range edgeKeys {
+	for i, k := range difftest.EdgeKeys {
 		v := []byte(fmt.Sprint(i))
 		switch i {
 		case 1:
@@ -136,8 +137,8 @@ func testDeleteRange(t *testing.T, dbs []*party.DB, _ Features) {
 	for round := range 10 {
 		fill(t, dbs[round%len(dbs)], ref, keys[r.IntN(len(keys)):], uint64(round))
 		rg := randRange(r, keys)
-		must(t, dbs[(round+1)%len(dbs)].DeleteRange(ctx, rg.party))
-		it := ref.NewIterator(rg.ref, nil)
+		must(t, dbs[(round+1)%len(dbs)].DeleteRange(ctx, partyRange(rg)))
+		it := ref.NewIterator(rg.Util(), nil)
 		var rb leveldb.Batch
 		for it.Next() {
 			rb.Delete(it.Key())
@@ -438,8 +439,8 @@ func testSublevels(t *testing.T, dbs []*party.DB, _ Features) {
 			must(t, ref.Write(&rb, nil))
 		default:
 			rg := randRange(r, keys)
-			must(t, view.DeleteRange(ctx, rg.party))
-			it := sref.NewIterator(rg.ref, nil)
+			must(t, view.DeleteRange(ctx, partyRange(rg)))
+			it := sref.NewIterator(rg.Util(), nil)
 			var rb leveldb.Batch
 			for it.Next() {
 				rb.Delete(sref.abs(it.Key()))
