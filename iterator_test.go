@@ -102,21 +102,11 @@ func itxPut(t *testing.T, db *DB, data []itxKV) {
 	}
 }
 
-// itxOpen opens a handle on dir and closes it when the test ends.
+// itxOpen opens a handle on dir with default options, closed when the
+// test ends.
 func itxOpen(t *testing.T, dir string, followOnly bool) *DB {
 	t.Helper()
-	var db *DB
-	var err error
-	if followOnly {
-		db, err = openFollowerOnly(dir, nil)
-	} else {
-		db, err = Open(dir, nil)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return txOpen(t, dir, nil, followOnly)
 }
 
 // itxCluster is a directory whose leader is a handle of this test, which

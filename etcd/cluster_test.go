@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/levelparty/party"
 	"github.com/levelparty/party/etcd/internal/cluster"
 )
@@ -48,4 +50,22 @@ func (c *testCluster) open(t testing.TB, prefix string, o *party.Options) *party
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// store returns the Backend of a handle under prefix, for tests that
+// look inside it (a watcher's buffer, revisions), closed at the end, and
+// the etcd client it uses.
+func (c *testCluster) store(t *testing.T, prefix string) (*store, *clientv3.Client) {
+	t.Helper()
+	cli, err := clientv3.New(c.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newStore(cli, prefix, party.Options{})
+	if err != nil {
+		cli.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, cli
 }

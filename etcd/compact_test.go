@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/levelparty/party"
 	"github.com/levelparty/party/backend"
 )
@@ -19,13 +17,7 @@ import (
 // and a watcher that had not received them reports ErrWatchGap, once,
 // after the changes it holds, then goes on from the compaction's revision.
 func TestCompaction(t *testing.T) {
-	c := newCluster(t, 1)
-	cli, err := clientv3.New(c.Config())
-	must(t, err)
-	defer cli.Close()
-	s, err := newStore(cli, "compact/", party.Options{})
-	must(t, err)
-	defer s.Close()
+	s, cli := newCluster(t, 1).store(t, "compact/")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/levelparty/party"
 	"github.com/levelparty/party/backend"
 )
 
@@ -19,12 +16,7 @@ import (
 // etcd's watch again from the next revision). With an unbounded buffer
 // the watcher holds all 12 MiB.
 func TestWatchSlowReader(t *testing.T) {
-	c := newCluster(t, 1)
-	cli, err := clientv3.New(c.Config())
-	must(t, err)
-	s, err := newStore(cli, "slow/", party.Options{})
-	must(t, err)
-	defer s.Close()
+	s, _ := newCluster(t, 1).store(t, "slow/")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bw, err := s.Watch(ctx, backend.Range{})
